@@ -1,0 +1,268 @@
+//! The message body as it goes over the wire after DATA (RFC 5321, sections 4.1.1.4 and 4.5.2).
+//!
+//! The encoder turns every line ending into CRLF (CRLF, bare LF and bare CR alike), turns
+//! MultiValue attribute marks into CRLF, dot-stuffs every line that starts with ".", and adds
+//! a final CRLF when the body does not end with one. Passing a bare LF through would let a
+//! body end the DATA phase early on servers that accept `LF.LF` ("SMTP smuggling").
+//!
+//! It works on chunks and keeps its state across chunk boundaries, so a body can be encoded
+//! piece by piece without ever being copied whole.
+
+/// An attribute mark in an 8-bit MultiValue string.
+pub const ATTRIBUTE_MARK: u8 = 0xFE;
+
+/// An attribute mark on NLS systems: U+F8FE encoded in UTF-8.
+pub const ATTRIBUTE_MARK_UTF8: [u8; 3] = [0xEF, 0xA3, 0xBE];
+
+/// The end-of-data line that closes the message.
+pub const END_OF_DATA: &[u8] = b".\r\n";
+
+/// Streaming body encoder. Call [`DataEncoder::encode`] for each chunk, then
+/// [`DataEncoder::finish`] once.
+#[derive(Debug)]
+pub struct DataEncoder {
+    at_line_start: bool,
+    pending_cr: bool,
+    /// Leading bytes of a possible UTF-8 attribute mark cut off at the end of a chunk.
+    partial_mark: Vec<u8>,
+    /// Reports whether any output has been written, so that an empty body stays empty.
+    wrote_anything: bool,
+}
+
+impl Default for DataEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataEncoder {
+    pub fn new() -> Self {
+        DataEncoder { at_line_start: true, pending_cr: false, partial_mark: Vec::new(), wrote_anything: false }
+    }
+
+    /// Encodes one chunk of the body, appending the wire bytes to `out`.
+    pub fn encode(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        let mut input = chunk;
+
+        // Complete a UTF-8 mark that the previous chunk cut off.
+        while !self.partial_mark.is_empty() && !input.is_empty() {
+            let expected = ATTRIBUTE_MARK_UTF8[self.partial_mark.len()];
+            if input[0] != expected {
+                let held = std::mem::take(&mut self.partial_mark);
+                for byte in held {
+                    self.push_byte(byte, out);
+                }
+                break;
+            }
+            self.partial_mark.push(input[0]);
+            input = &input[1..];
+            if self.partial_mark.len() == ATTRIBUTE_MARK_UTF8.len() {
+                self.partial_mark.clear();
+                self.push_line_break(out);
+            }
+        }
+
+        let mut index = 0;
+        while index < input.len() {
+            let byte = input[index];
+            if byte == ATTRIBUTE_MARK_UTF8[0] {
+                let rest = &input[index..];
+                let available = rest.len().min(ATTRIBUTE_MARK_UTF8.len());
+                if rest[..available] == ATTRIBUTE_MARK_UTF8[..available] {
+                    if available == ATTRIBUTE_MARK_UTF8.len() {
+                        self.push_line_break(out);
+                    } else {
+                        self.partial_mark.extend_from_slice(rest);
+                    }
+                    index += available;
+                    continue;
+                }
+            }
+            self.push_byte(byte, out);
+            index += 1;
+        }
+    }
+
+    /// Ends the body: flushes held bytes and adds the final CRLF when the body does not
+    /// already end with a line break. An empty body stays empty. The end-of-data line is
+    /// not included, see [`END_OF_DATA`].
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let held = std::mem::take(&mut self.partial_mark);
+        for byte in held {
+            self.push_byte(byte, out);
+        }
+        if self.pending_cr {
+            self.pending_cr = false;
+            self.emit_line_break(out);
+        }
+        if self.wrote_anything && !self.at_line_start {
+            self.emit_line_break(out);
+        }
+    }
+
+    fn push_byte(&mut self, byte: u8, out: &mut Vec<u8>) {
+        if self.pending_cr {
+            self.pending_cr = false;
+            self.emit_line_break(out);
+            if byte == b'\n' {
+                return;
+            }
+        }
+        match byte {
+            b'\r' => self.pending_cr = true,
+            b'\n' | ATTRIBUTE_MARK => self.emit_line_break(out),
+            _ => {
+                if self.at_line_start && byte == b'.' {
+                    out.push(b'.');
+                }
+                out.push(byte);
+                self.at_line_start = false;
+                self.wrote_anything = true;
+            }
+        }
+    }
+
+    fn push_line_break(&mut self, out: &mut Vec<u8>) {
+        if self.pending_cr {
+            self.pending_cr = false;
+            self.emit_line_break(out);
+        }
+        self.emit_line_break(out);
+    }
+
+    fn emit_line_break(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\r\n");
+        self.at_line_start = true;
+        self.wrote_anything = true;
+    }
+}
+
+/// Encodes a whole body in one go. Meant for tests and small bodies; the session streams.
+pub fn encode_body(body: &[u8]) -> Vec<u8> {
+    let mut encoder = DataEncoder::new();
+    let mut out = Vec::with_capacity(body.len() + body.len() / 32 + 2);
+    encoder.encode(body, &mut out);
+    encoder.finish(&mut out);
+    out
+}
+
+/// Reports whether the body has bytes above 127 once attribute marks are counted as line
+/// breaks, which decides whether MAIL FROM carries `BODY=8BITMIME`.
+pub fn has_8bit_text(body: &[u8]) -> bool {
+    let mut index = 0;
+    while index < body.len() {
+        let byte = body[index];
+        if byte < 0x80 || byte == ATTRIBUTE_MARK {
+            index += 1;
+        } else if body[index..].starts_with(&ATTRIBUTE_MARK_UTF8) {
+            index += ATTRIBUTE_MARK_UTF8.len();
+        } else {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode_in_chunks(body: &[u8], chunk_size: usize) -> Vec<u8> {
+        let mut encoder = DataEncoder::new();
+        let mut out = Vec::new();
+        for chunk in body.chunks(chunk_size.max(1)) {
+            encoder.encode(chunk, &mut out);
+        }
+        encoder.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn line_endings_become_crlf() {
+        assert_eq!(encode_body(b"a\r\nb\nc\rd"), b"a\r\nb\r\nc\r\nd\r\n");
+    }
+
+    #[test]
+    fn cr_then_lf_is_one_break() {
+        assert_eq!(encode_body(b"a\r\n\r\nb"), b"a\r\n\r\nb\r\n");
+    }
+
+    #[test]
+    fn double_cr_is_two_breaks() {
+        assert_eq!(encode_body(b"a\r\rb"), b"a\r\n\r\nb\r\n");
+    }
+
+    #[test]
+    fn trailing_cr_becomes_crlf() {
+        assert_eq!(encode_body(b"a\r"), b"a\r\n");
+    }
+
+    #[test]
+    fn dot_lines_stuffed() {
+        assert_eq!(encode_body(b".\n..\n. x\nx.y"), b"..\r\n...\r\n.. x\r\nx.y\r\n");
+    }
+
+    #[test]
+    fn first_line_dot_stuffed() {
+        assert_eq!(encode_body(b".hidden"), b"..hidden\r\n");
+    }
+
+    #[test]
+    fn smuggling_sequences_neutralized() {
+        // Bare LF and bare CR around a dot must not form an end-of-data line.
+        assert_eq!(encode_body(b"a\n.\nb"), b"a\r\n..\r\nb\r\n");
+        assert_eq!(encode_body(b"a\r.\rb"), b"a\r\n..\r\nb\r\n");
+        assert_eq!(encode_body(b"a\r\n.\r\nb"), b"a\r\n..\r\nb\r\n");
+    }
+
+    #[test]
+    fn empty_body_stays_empty() {
+        assert_eq!(encode_body(b""), b"");
+    }
+
+    #[test]
+    fn final_crlf_added_once() {
+        assert_eq!(encode_body(b"a"), b"a\r\n");
+        assert_eq!(encode_body(b"a\r\n"), b"a\r\n");
+        assert_eq!(encode_body(b"\n"), b"\r\n");
+    }
+
+    #[test]
+    fn attribute_marks_become_crlf() {
+        assert_eq!(encode_body(b"Subject: x\xfe\xfeline\xfe.dot"), b"Subject: x\r\n\r\nline\r\n..dot\r\n");
+        assert_eq!(encode_body("a\u{f8fe}b".as_bytes()), b"a\r\nb\r\n");
+    }
+
+    #[test]
+    fn value_marks_kept() {
+        assert_eq!(encode_body(b"a\xfdb"), b"a\xfdb\r\n");
+    }
+
+    #[test]
+    fn partial_utf8_mark_kept_as_text() {
+        assert_eq!(encode_body(b"a\xef\xa3x"), b"a\xef\xa3x\r\n");
+        assert_eq!(encode_body(b"a\xef"), b"a\xef\r\n");
+        assert_eq!(encode_body("é\u{f8fd}".as_bytes()), "é\u{f8fd}\r\n".as_bytes());
+    }
+
+    #[test]
+    fn chunking_gives_same_output() {
+        let mut body = "x\r\n.a\rb\n.\u{f8fe}.c".as_bytes().to_vec();
+        body.extend_from_slice(b"\xfe\r\r\n");
+        body.extend_from_slice("\u{f8fe}".as_bytes());
+        body.extend_from_slice(b"\xef\xa3\xef\xa3\xbe.\xef");
+        let whole = encode_body(&body);
+        for size in 1..body.len() {
+            assert_eq!(encode_in_chunks(&body, size), whole, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn eight_bit_detection() {
+        assert!(!has_8bit_text(b"plain ascii\r\n"));
+        assert!(!has_8bit_text(b"marks\xfeonly"));
+        assert!(!has_8bit_text("marks\u{f8fe}only".as_bytes()));
+        assert!(has_8bit_text("caf\u{e9}".as_bytes()));
+        assert!(has_8bit_text(b"value\xfdmark"));
+    }
+}

@@ -1,0 +1,169 @@
+//! The C interface: every exported `smtp_*` function. This layer only turns pointers into
+//! byte slices, runs each body inside the panic guard, and stores each call's result for the
+//! calling thread. Everything else happens in the engine, which knows nothing of C.
+
+pub mod calls;
+pub mod diagnostics;
+mod guard;
+pub mod status;
+
+use std::ffi::{c_char, c_int, CStr};
+
+use crate::request::RawRequest;
+
+/// Reads a C string argument as bytes. NULL becomes `None`.
+///
+/// # Safety
+/// `pointer` must be NULL or point to a NUL-terminated string that stays valid, unchanged,
+/// for `'a`.
+unsafe fn bytes_of<'a>(pointer: *const c_char) -> Option<&'a [u8]> {
+    if pointer.is_null() {
+        None
+    } else {
+        // SAFETY: checked for NULL above; the caller guarantees the rest.
+        Some(unsafe { CStr::from_ptr(pointer) }.to_bytes())
+    }
+}
+
+/// Sends one message and waits for the result.
+///
+/// - `host`: the mail server's host name or IP address (IPv6 included, with or without
+///   brackets). Every address that the name resolves to is tried in order.
+/// - `port`: 1 to 65535, or 0 for 25.
+/// - `helo`: the name to give in EHLO or HELO. NULL or "" uses this machine's host name, or an
+///   address literal such as `[192.0.2.1]` when the host name is not a valid domain name.
+/// - `from`: the envelope sender, as `user@example.com` or `Name <user@example.com>`. ""
+///   sends the null sender `<>`, as bounces do.
+/// - `to`: one or more recipients separated by `,`, `;` or a value mark (byte 0xFD, or
+///   U+F8FD in UTF-8). Each may be `Name <user@example.com>`; only the address is used.
+/// - `body`: the message as it goes after DATA: headers, a blank line, then the text. Every
+///   line ending (CRLF, LF or CR) and every attribute mark (byte 0xFE, or U+F8FE in UTF-8)
+///   is sent as CRLF, lines starting with "." are dot-stuffed, and a final CRLF is added
+///   when missing.
+///
+/// Returns `SMTP_OK` when every recipient was accepted, `SMTP_PARTIAL` when some were, or
+/// another status. No connection is made when an argument is invalid. The details of the
+/// call are available from `smtp_last_error`, `smtp_last_reply_code` and
+/// `smtp_last_transcript` on the same thread.
+///
+/// # Safety
+/// Each pointer must be NULL or point to a NUL-terminated string that stays valid for the
+/// duration of the call.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_send(
+    host: *const c_char,
+    port: c_int,
+    helo: *const c_char,
+    from: *const c_char,
+    to: *const c_char,
+    body: *const c_char,
+) -> c_int {
+    guard::status_call(|| {
+        // SAFETY: the caller guarantees each pointer is NULL or a valid C string.
+        let raw = unsafe {
+            RawRequest {
+                host: bytes_of(host),
+                port: i64::from(port),
+                helo: bytes_of(helo),
+                from: bytes_of(from),
+                to: bytes_of(to),
+                body: bytes_of(body),
+            }
+        };
+        calls::send(raw)
+    })
+}
+
+/// Sets a process-wide default for later calls from every thread. Calls already running
+/// keep the settings they started with.
+///
+/// Options: `timeout`, in whole seconds from 1 to 3600 (default 30), bounds name
+/// resolution, connecting, and each wait for a reply or a write. A value of "" restores the
+/// default.
+///
+/// Returns `SMTP_OK`, or `SMTP_INVALID_ARGUMENT` for an unknown name, a bad value or a NULL
+/// argument; `smtp_last_error` then names the problem.
+///
+/// # Safety
+/// Each pointer must be NULL or point to a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_set_option(name: *const c_char, value: *const c_char) -> c_int {
+    guard::status_call(|| {
+        // SAFETY: the caller guarantees each pointer is NULL or a valid C string.
+        let (name, value) = unsafe { (bytes_of(name), bytes_of(value)) };
+        calls::set_option(name, value)
+    })
+}
+
+/// Returns the code of the reply that decided the calling thread's last call: the reply to
+/// the end of data on success, the refusing reply on failure, and for `SMTP_PARTIAL` the
+/// reply that refused the first rejected recipient. Returns 0 when no reply decided it, as
+/// after an invalid argument, a connection failure or a timeout.
+#[no_mangle]
+pub extern "C" fn smtp_last_reply_code() -> c_int {
+    guard::value_call(0, diagnostics::last_reply_code)
+}
+
+/// Copies the calling thread's last error into `buffer` as one line, NUL-terminated and cut
+/// to fit at a character boundary. The line names the failed step, the server's reply with
+/// its enhanced status code (such as 5.1.1), any refused recipients, and what to do next.
+/// It is "" after a success.
+///
+/// Returns the full length of the line without the NUL, even when the buffer is too small,
+/// so a caller can retry with a larger buffer. With a NULL `buffer` or a `size` below 1,
+/// nothing is written and only the length is returned.
+///
+/// # Safety
+/// `buffer` must be NULL or point to at least `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_last_error(buffer: *mut c_char, size: c_int) -> c_int {
+    // SAFETY: the caller guarantees the buffer and its size.
+    guard::value_call(0, || unsafe { diagnostics::copy_last_error(buffer, size) })
+}
+
+/// Returns the calling thread's last error as a string owned by the library. It stays valid
+/// until the next `smtp_send` or `smtp_set_option` on the same thread. Never free it.
+/// For callers that cannot pass output buffers, such as UniData CALLC.
+#[no_mangle]
+pub extern "C" fn smtp_last_error_text() -> *const c_char {
+    guard::value_call(c"".as_ptr(), diagnostics::last_error_ptr)
+}
+
+/// Copies the calling thread's last transcript into `buffer`, like `smtp_last_error`. The
+/// transcript has one line per command or reply line, separated by LF: `C: ` lines were
+/// sent, `S: ` lines were received, and `* ` lines are notes such as the address connected
+/// to. The message body appears only as its size, such as `C: <message body, 1234 bytes>`.
+///
+/// Returns the full length without the NUL.
+///
+/// # Safety
+/// `buffer` must be NULL or point to at least `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_last_transcript(buffer: *mut c_char, size: c_int) -> c_int {
+    // SAFETY: the caller guarantees the buffer and its size.
+    guard::value_call(0, || unsafe { diagnostics::copy_last_transcript(buffer, size) })
+}
+
+/// Returns the calling thread's last transcript as a string owned by the library, valid
+/// until the next `smtp_send` or `smtp_set_option` on the same thread. Never free it.
+#[no_mangle]
+pub extern "C" fn smtp_last_transcript_text() -> *const c_char {
+    guard::value_call(c"".as_ptr(), diagnostics::last_transcript_ptr)
+}
+
+/// Returns the library version, such as "0.1.0", as a static string. Never free it.
+#[no_mangle]
+pub extern "C" fn smtp_version() -> *const c_char {
+    const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => c"unknown",
+    };
+    VERSION.as_ptr()
+}
+
+/// Returns the name of a status code, such as "SMTP_TIMEOUT", as a static string, or
+/// "SMTP_UNKNOWN_STATUS" for a number that is not a status. Never free it.
+#[no_mangle]
+pub extern "C" fn smtp_status_name(status: c_int) -> *const c_char {
+    guard::value_call(c"SMTP_UNKNOWN_STATUS".as_ptr(), || status::status_name_ptr(status))
+}

@@ -1,0 +1,358 @@
+//! The TCP connection under an SMTP session: name resolution, connecting, and line-based
+//! reading and writing, each bounded by a timeout.
+//!
+//! Writes never raise SIGPIPE in the host process. On Linux and the BSDs every write goes
+//! through `send(2)` with `MSG_NOSIGNAL`. On macOS the socket gets `SO_NOSIGPIPE`. A peer
+//! that has closed the connection therefore shows up as an `EPIPE` error, not as a signal
+//! that would kill a database server that keeps the default disposition.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Maximum length of one reply line, including its line ending. RFC 5321 allows 512
+/// octets; real servers sometimes send longer lines, so a generous limit applies.
+pub const MAX_LINE_LENGTH: usize = 4096;
+
+const READ_CHUNK: usize = 8192;
+
+/// Why a read or write on the connection failed.
+#[derive(Debug)]
+pub enum IoFailure {
+    /// The wait for the peer exceeded the timeout.
+    TimedOut,
+    /// The peer closed the connection.
+    Closed,
+    /// A line exceeded [`MAX_LINE_LENGTH`].
+    LineTooLong,
+    /// Any other socket error, such as a reset.
+    Io(io::Error),
+}
+
+impl IoFailure {
+    fn from_io(error: io::Error) -> Self {
+        match error.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => IoFailure::TimedOut,
+            io::ErrorKind::UnexpectedEof => IoFailure::Closed,
+            _ => IoFailure::Io(error),
+        }
+    }
+}
+
+/// Resolves a host name to its addresses, in the order the resolver returns them.
+///
+/// An IP literal, with or without brackets, needs no lookup. For a name, `getaddrinfo` runs
+/// on a helper thread, because it has no timeout of its own. When the timeout passes first,
+/// the call returns `TimedOut` and the helper thread ends by itself once the resolver gives up.
+pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, ResolveFailure> {
+    let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+
+    let (sender, receiver) = mpsc::channel();
+    let name = host.to_owned();
+    let spawned = thread::Builder::new().name("mvsmtp-resolve".into()).spawn(move || {
+        let result = (name.as_str(), port).to_socket_addrs().map(|addresses| addresses.collect::<Vec<_>>());
+        // The caller may have stopped waiting; a failed send is then expected.
+        let _ = sender.send(result);
+    });
+    if let Err(error) = spawned {
+        return Err(ResolveFailure::Failed(format!("could not start the resolver thread: {error}")));
+    }
+
+    match receiver.recv_timeout(timeout) {
+        Ok(Ok(addresses)) if addresses.is_empty() => Err(ResolveFailure::Failed("the name has no addresses".into())),
+        Ok(Ok(addresses)) => Ok(addresses),
+        Ok(Err(error)) => Err(ResolveFailure::Failed(error.to_string())),
+        Err(_) => Err(ResolveFailure::TimedOut),
+    }
+}
+
+/// Why a host name could not be resolved.
+#[derive(Debug)]
+pub enum ResolveFailure {
+    TimedOut,
+    Failed(String),
+}
+
+/// One failed connection attempt, kept so the error can list every address tried.
+#[derive(Debug)]
+pub struct ConnectAttempt {
+    pub address: SocketAddr,
+    pub error: io::Error,
+}
+
+/// A connected TCP stream with a read buffer for reply lines.
+pub struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+    start: usize,
+    timeout: Duration,
+    local_address: Option<SocketAddr>,
+}
+
+impl Connection {
+    /// Connects to each address in turn until one accepts, waiting at most `timeout` for each.
+    pub fn connect(addresses: &[SocketAddr], timeout: Duration) -> Result<Connection, Vec<ConnectAttempt>> {
+        let mut attempts = Vec::new();
+        for &address in addresses {
+            match TcpStream::connect_timeout(&address, timeout) {
+                Ok(stream) => match Connection::from_stream(stream, timeout) {
+                    Ok(connection) => return Ok(connection),
+                    Err(error) => attempts.push(ConnectAttempt { address, error }),
+                },
+                Err(error) => attempts.push(ConnectAttempt { address, error }),
+            }
+        }
+        Err(attempts)
+    }
+
+    fn from_stream(stream: TcpStream, timeout: Duration) -> io::Result<Connection> {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        // Each group of commands goes out in one write, so Nagle's algorithm would only
+        // delay it.
+        stream.set_nodelay(true)?;
+        disable_sigpipe(&stream)?;
+        let local_address = stream.local_addr().ok();
+        Ok(Connection { stream, buffer: Vec::with_capacity(READ_CHUNK), start: 0, timeout, local_address })
+    }
+
+    /// Returns the address of the server end of the connection.
+    pub fn peer_address(&self) -> Option<SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+
+    /// Returns the local address of the socket, used for an address-literal EHLO name.
+    pub fn local_address(&self) -> Option<SocketAddr> {
+        self.local_address
+    }
+
+    /// Reports whether bytes have arrived that no reply has consumed yet.
+    pub fn has_unread_input(&self) -> bool {
+        self.start < self.buffer.len()
+    }
+
+    /// Reads one line and returns it without its line ending. CRLF ends a line, and so does
+    /// a bare LF, which some servers send. The whole line must arrive before `deadline`.
+    pub fn read_line(&mut self, deadline: Instant) -> Result<Vec<u8>, IoFailure> {
+        let mut searched = self.start;
+        loop {
+            if let Some(offset) = self.buffer[searched..].iter().position(|&b| b == b'\n') {
+                let end = searched + offset;
+                let mut line = self.buffer[self.start..end].to_vec();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.start = end + 1;
+                self.compact();
+                return Ok(line);
+            }
+            searched = self.buffer.len();
+            if self.buffer.len() - self.start >= MAX_LINE_LENGTH {
+                return Err(IoFailure::LineTooLong);
+            }
+            self.fill(deadline)?;
+        }
+    }
+
+    /// Reads more bytes into the buffer, waiting no later than `deadline`.
+    fn fill(&mut self, deadline: Instant) -> Result<(), IoFailure> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(IoFailure::TimedOut);
+        }
+        // A zero timeout would mean "wait forever" to the socket layer, so keep at least 1 ms.
+        let wait = remaining.min(self.timeout).max(Duration::from_millis(1));
+        self.stream.set_read_timeout(Some(wait)).map_err(IoFailure::Io)?;
+
+        let old_len = self.buffer.len();
+        let room = (MAX_LINE_LENGTH + 1).saturating_sub(old_len - self.start).clamp(1, READ_CHUNK);
+        self.buffer.resize(old_len + room, 0);
+        let result = loop {
+            match self.stream.read(&mut self.buffer[old_len..]) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match result {
+            Ok(0) => {
+                self.buffer.truncate(old_len);
+                Err(IoFailure::Closed)
+            }
+            Ok(count) => {
+                self.buffer.truncate(old_len + count);
+                Ok(())
+            }
+            Err(error) => {
+                self.buffer.truncate(old_len);
+                Err(IoFailure::from_io(error))
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        } else if self.start > READ_CHUNK {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// Writes all bytes, each write bounded by the timeout.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), IoFailure> {
+        let mut writer = NoSigPipeWriter(&self.stream);
+        writer.write_all(bytes).map_err(IoFailure::from_io)
+    }
+
+    /// Returns the timeout that bounds each wait.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Closes both directions of the connection. Errors are ignored: the peer may be gone.
+    pub fn shutdown(&self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// Writes to a socket without raising SIGPIPE.
+struct NoSigPipeWriter<'a>(&'a TcpStream);
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly", target_os = "illumos", target_os = "solaris"))]
+impl Write for NoSigPipeWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor belongs to a live TcpStream borrowed for this call, and the
+        // pointer and length describe the `bytes` slice.
+        let sent = unsafe { libc::send(self.0.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+        if sent < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(sent as usize)
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly", target_os = "illumos", target_os = "solaris")))]
+impl Write for NoSigPipeWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+#[cfg(any(target_os = "macos", target_os = "ios"))]
+fn disable_sigpipe(stream: &TcpStream) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: the descriptor is open, and the option value is a c_int that lives for the call.
+    let result = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NOSIGPIPE,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(any(target_os = "macos", target_os = "ios")))]
+fn disable_sigpipe(_stream: &TcpStream) -> io::Result<()> {
+    // Writes use MSG_NOSIGNAL here, and Windows has no SIGPIPE.
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn pair() -> (Connection, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let connection = Connection::connect(&[address], Duration::from_secs(2)).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (connection, server)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(2)
+    }
+
+    #[test]
+    fn lines_split_on_crlf_and_lf() {
+        let (mut connection, mut server) = pair();
+        server.write_all(b"220 a\r\n250 b\n250 c\r\n").unwrap();
+        assert_eq!(connection.read_line(soon()).unwrap(), b"220 a");
+        assert_eq!(connection.read_line(soon()).unwrap(), b"250 b");
+        assert_eq!(connection.read_line(soon()).unwrap(), b"250 c");
+        assert!(!connection.has_unread_input());
+    }
+
+    #[test]
+    fn unread_input_reported() {
+        let (mut connection, mut server) = pair();
+        server.write_all(b"220 a\r\n250 extra\r\n").unwrap();
+        assert_eq!(connection.read_line(soon()).unwrap(), b"220 a");
+        // Both lines may arrive in one segment; if they did, the second is unread.
+        if connection.has_unread_input() {
+            assert_eq!(connection.read_line(soon()).unwrap(), b"250 extra");
+        }
+    }
+
+    #[test]
+    fn long_line_rejected() {
+        let (mut connection, mut server) = pair();
+        server.write_all(&vec![b'x'; MAX_LINE_LENGTH * 2]).unwrap();
+        assert!(matches!(connection.read_line(soon()), Err(IoFailure::LineTooLong)));
+    }
+
+    #[test]
+    fn closed_peer_reported() {
+        let (mut connection, server) = pair();
+        drop(server);
+        assert!(matches!(connection.read_line(soon()), Err(IoFailure::Closed)));
+    }
+
+    #[test]
+    fn silent_peer_times_out() {
+        let (mut connection, _server) = pair();
+        let started = Instant::now();
+        let result = connection.read_line(Instant::now() + Duration::from_millis(300));
+        assert!(matches!(result, Err(IoFailure::TimedOut)));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn ip_literals_need_no_lookup() {
+        let addresses = resolve("[::1]", 25, Duration::from_secs(1)).unwrap();
+        assert_eq!(addresses, vec!["[::1]:25".parse().unwrap()]);
+        let addresses = resolve("127.0.0.1", 2525, Duration::from_secs(1)).unwrap();
+        assert_eq!(addresses, vec!["127.0.0.1:2525".parse().unwrap()]);
+    }
+
+    #[test]
+    fn localhost_resolves() {
+        let addresses = resolve("localhost", 25, Duration::from_secs(5)).unwrap();
+        assert!(addresses.iter().all(|a| a.ip().is_loopback()));
+    }
+}
