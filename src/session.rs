@@ -218,12 +218,7 @@ impl Session<'_> {
     /// Sends one command and reads its reply.
     fn command(&mut self, command: &Command, step: Step) -> Result<Reply, Error> {
         self.write_group(std::slice::from_ref(command), step)?;
-        let reply = self.read_reply(step)?;
-        if reply.is_closing() {
-            self.broken = true;
-            return Err(Error::ServiceClosing { step, reply });
-        }
-        Ok(reply)
+        self.read_reply(step)
     }
 
     /// Renders a group of commands into one buffer and writes it at once.
@@ -243,7 +238,8 @@ impl Session<'_> {
         self.connection.write_all(&buffer).map_err(|failure| self.io_error(failure, step))
     }
 
-    /// Reads one complete reply, which must arrive within the timeout.
+    /// Reads one complete reply, which must arrive within the timeout. A 421 reply ends the
+    /// session at any step but QUIT.
     fn read_reply(&mut self, step: Step) -> Result<Reply, Error> {
         let deadline = Instant::now() + self.connection.timeout();
         let mut parser = ReplyParser::new();
@@ -252,7 +248,7 @@ impl Session<'_> {
             self.transcript.server(&line);
             match parser.push_line(&line) {
                 Ok(Some(reply)) => {
-                    if step == Step::Greeting && reply.is_closing() {
+                    if reply.is_closing() && step != Step::Quit {
                         self.broken = true;
                         return Err(Error::ServiceClosing { step, reply });
                     }

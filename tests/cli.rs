@@ -1,0 +1,96 @@
+//! The `mvsmtp` command-line tool, run as a user runs it, against the Postfix test server.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::{postfix, unique_address};
+
+fn mvsmtp(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mvsmtp"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the mvsmtp binary starts");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn send_delivers_stdin() {
+    let server = postfix();
+    let recipient = unique_address("cli");
+    let port = server.port.to_string();
+    let message = b"Subject: from the command line\n\nHello from mvsmtp.\n";
+    let output = mvsmtp(&["send", "--host", &server.host, "--port", &port, "--from", "cli@example.test", "--to", &recipient], message);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stdout.is_empty());
+    assert!(output.stderr.is_empty());
+    assert_eq!(server.delivered(&recipient), message);
+}
+
+#[test]
+fn transcript_printed_on_request() {
+    let server = postfix();
+    let recipient = unique_address("cli-transcript");
+    let port = server.port.to_string();
+    let output = mvsmtp(
+        &["send", "--host", &server.host, "--port", &port, "--from", "cli@example.test", "--to", &recipient, "--transcript"],
+        b"Subject: t\n\nsecret words\n",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let transcript = String::from_utf8_lossy(&output.stdout);
+    assert!(transcript.contains("S: 220 "), "{transcript}");
+    assert!(transcript.contains(&format!("C: RCPT TO:<{recipient}>")), "{transcript}");
+    assert!(!transcript.contains("secret words"), "{transcript}");
+}
+
+#[test]
+fn exit_status_is_status_code() {
+    let server = postfix();
+    let recipient = unique_address("cli-partial");
+    let port = server.port.to_string();
+    let output = mvsmtp(
+        &["send", "--host", &server.host, "--port", &port, "--from", "cli@example.test", "--to", &recipient, "--to", "reject@example.test"],
+        b"Subject: p\n\nx\n",
+    );
+    assert_eq!(output.status.code(), Some(1), "SMTP_PARTIAL is 1");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SMTP_PARTIAL"), "{stderr}");
+    assert!(stderr.contains("reject@example.test"), "{stderr}");
+    server.delivered(&recipient);
+}
+
+#[test]
+fn invalid_recipient_exits_2() {
+    let output = mvsmtp(&["send", "--host", "127.0.0.1", "--from", "a@example.test", "--to", "no-at-sign"], b"x\n");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SMTP_INVALID_ARGUMENT"), "{stderr}");
+    assert!(stderr.contains("no-at-sign"), "{stderr}");
+}
+
+#[test]
+fn bad_timeout_exits_2() {
+    let output = mvsmtp(&["send", "--host", "127.0.0.1", "--from", "a@example.test", "--to", "b@example.test", "--timeout", "soon"], b"x\n");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("timeout"));
+}
+
+#[test]
+fn missing_option_exits_2() {
+    let output = mvsmtp(&["send", "--host", "127.0.0.1"], b"");
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn statuses_listed() {
+    let output = mvsmtp(&["statuses"], b"");
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("  5  SMTP_TIMEOUT"), "{text}");
+    assert!(text.contains(" 99  SMTP_INTERNAL_ERROR"), "{text}");
+}
