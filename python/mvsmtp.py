@@ -1,0 +1,324 @@
+"""Python bindings for libmvsmtp, an SMTP client library with a C ABI, using ctypes.
+
+Usage::
+
+    import mvsmtp
+    status = mvsmtp.send("127.0.0.1", 2525, "", "app@example.test",
+                         "user@example.test", "Subject: Hello\\n\\nHello.\\n")
+    if status != mvsmtp.SMTP_OK:
+        print(mvsmtp.status_name(status), mvsmtp.last_error())
+
+The module loads the shared library when it is imported. It looks in these places:
+
+1. the path in the environment variable ``MVSMTP_LIBRARY``, if it is set;
+2. ``../target/release`` and then ``../target/debug``, relative to this file;
+3. ``ctypes.util.find_library("mvsmtp")``, which searches the system paths.
+
+Text arguments accept ``str``, which is encoded as UTF-8, or ``bytes``, which pass
+unchanged. Use ``bytes`` to send value marks (0xFD) and attribute marks (0xFE) from a
+system without NLS. ``None`` passes NULL, which the library rejects with
+SMTP_INVALID_ARGUMENT for every argument except ``helo``.
+
+The last error, reply code and transcript belong to the calling thread, as in the C API.
+ctypes releases the GIL during each call, so several Python threads can send at once.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from typing import Optional, Sequence, Union
+
+__all__ = [
+    "ATTRIBUTE_MARK",
+    "SMTP_CONNECTION_LOST",
+    "SMTP_CONNECT_FAILED",
+    "SMTP_DATA_REJECTED",
+    "SMTP_GREETING_REJECTED",
+    "SMTP_HELLO_REJECTED",
+    "SMTP_INTERNAL_ERROR",
+    "SMTP_INVALID_ARGUMENT",
+    "SMTP_MESSAGE_REJECTED",
+    "SMTP_OK",
+    "SMTP_PARTIAL",
+    "SMTP_PROTOCOL_ERROR",
+    "SMTP_RECIPIENTS_REJECTED",
+    "SMTP_RESOLVE_FAILED",
+    "SMTP_SENDER_REJECTED",
+    "SMTP_TIMEOUT",
+    "SmtpError",
+    "VALUE_MARK",
+    "last_error",
+    "last_reply_code",
+    "last_transcript",
+    "library",
+    "library_path",
+    "send",
+    "send_or_raise",
+    "set_option",
+    "status_name",
+    "version",
+]
+
+# Status codes returned by send() and set_option(), as defined in include/mvsmtp.h.
+SMTP_OK = 0
+SMTP_PARTIAL = 1
+SMTP_INVALID_ARGUMENT = 2
+SMTP_RESOLVE_FAILED = 3
+SMTP_CONNECT_FAILED = 4
+SMTP_TIMEOUT = 5
+SMTP_CONNECTION_LOST = 6
+SMTP_PROTOCOL_ERROR = 7
+SMTP_GREETING_REJECTED = 8
+SMTP_HELLO_REJECTED = 9
+SMTP_SENDER_REJECTED = 10
+SMTP_RECIPIENTS_REJECTED = 11
+SMTP_DATA_REJECTED = 12
+SMTP_MESSAGE_REJECTED = 13
+SMTP_INTERNAL_ERROR = 99
+
+# MultiValue delimiters on a system without NLS. The library also accepts U+F8FD and
+# U+F8FE in UTF-8, so a str argument may contain those characters instead.
+VALUE_MARK = b"\xfd"
+ATTRIBUTE_MARK = b"\xfe"
+
+Text = Union[str, bytes, bytearray]
+
+_C_INT_MIN = -(2**31)
+_C_INT_MAX = 2**31 - 1
+
+
+def _library_file_name() -> str:
+    if sys.platform == "darwin":
+        return "libmvsmtp.dylib"
+    if sys.platform in ("win32", "cygwin"):
+        return "mvsmtp.dll"
+    return "libmvsmtp.so"
+
+
+def _load_library():
+    """Load libmvsmtp and return ``(CDLL, path)``, or raise OSError naming the places tried."""
+    explicit_path = os.environ.get("MVSMTP_LIBRARY")
+    if explicit_path:
+        # An explicit path wins. Falling back to another copy would hide a wrong setting.
+        try:
+            return ctypes.CDLL(explicit_path), explicit_path
+        except OSError as error:
+            raise OSError(
+                "failed to load libmvsmtp from MVSMTP_LIBRARY={!r}: {}. Correct or unset "
+                "MVSMTP_LIBRARY.".format(explicit_path, error)
+            ) from error
+
+    tried = []
+    module_directory = os.path.dirname(os.path.abspath(__file__))
+    file_name = _library_file_name()
+    for profile in ("release", "debug"):
+        candidate = os.path.normpath(os.path.join(module_directory, "..", "target", profile, file_name))
+        tried.append(candidate)
+        if os.path.exists(candidate):
+            return ctypes.CDLL(candidate), candidate
+
+    found = ctypes.util.find_library("mvsmtp")
+    tried.append('ctypes.util.find_library("mvsmtp")')
+    if found:
+        return ctypes.CDLL(found), found
+
+    raise OSError(
+        "libmvsmtp not found. Tried: {}. Build it with `cargo build --release` in the "
+        "repository root, or set MVSMTP_LIBRARY to the path of the library.".format(", ".join(tried))
+    )
+
+
+def _declare_functions(lib) -> None:
+    """Declare the C signatures, so that ctypes converts arguments and results correctly."""
+    lib.smtp_send.argtypes = [
+        ctypes.c_char_p,  # host
+        ctypes.c_int,  # port
+        ctypes.c_char_p,  # helo
+        ctypes.c_char_p,  # from
+        ctypes.c_char_p,  # to
+        ctypes.c_char_p,  # body
+    ]
+    lib.smtp_send.restype = ctypes.c_int
+
+    lib.smtp_last_reply_code.argtypes = []
+    lib.smtp_last_reply_code.restype = ctypes.c_int
+
+    lib.smtp_last_error.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    lib.smtp_last_error.restype = ctypes.c_int
+
+    lib.smtp_last_error_text.argtypes = []
+    lib.smtp_last_error_text.restype = ctypes.c_char_p
+
+    lib.smtp_last_transcript.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    lib.smtp_last_transcript.restype = ctypes.c_int
+
+    lib.smtp_last_transcript_text.argtypes = []
+    lib.smtp_last_transcript_text.restype = ctypes.c_char_p
+
+    lib.smtp_set_option.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lib.smtp_set_option.restype = ctypes.c_int
+
+    lib.smtp_version.argtypes = []
+    lib.smtp_version.restype = ctypes.c_char_p
+
+    lib.smtp_status_name.argtypes = [ctypes.c_int]
+    lib.smtp_status_name.restype = ctypes.c_char_p
+
+
+library, library_path = _load_library()
+_declare_functions(library)
+
+
+def _to_c_string(value: Optional[Text], argument: str) -> Optional[bytes]:
+    """Convert a text argument to bytes for a ``const char *`` parameter, or None for NULL."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    elif isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+    else:
+        raise TypeError("{} must be str, bytes or None, not {}".format(argument, type(value).__name__))
+
+    # C strings end at the first NUL, so the library would silently see a truncated value.
+    if b"\x00" in data:
+        raise ValueError("{} contains a NUL character, which a C string cannot carry".format(argument))
+    return data
+
+
+def _recipients_to_c_string(to: Union[Text, Sequence[Text], None]) -> Optional[bytes]:
+    """Convert ``to`` to bytes, joining a list or tuple of addresses with ","."""
+    if isinstance(to, (list, tuple)):
+        parts = [_to_c_string(address, "to[{}]".format(index)) for index, address in enumerate(to)]
+        if any(part is None for part in parts):
+            raise TypeError("to must not contain None")
+        return b",".join(parts)
+    return _to_c_string(to, "to")
+
+
+def _from_c_string(data: Optional[bytes]) -> str:
+    if data is None:
+        return ""
+    return data.decode("utf-8", errors="replace")
+
+
+def send(
+    host: Text,
+    port: int,
+    helo: Optional[Text],
+    sender: Text,
+    to: Union[Text, Sequence[Text]],
+    body: Text,
+) -> int:
+    """Send one message with smtp_send() and return its status code (SMTP_OK on success).
+
+    ``port`` 0 means 25. ``helo`` None or "" makes the library use the host name.
+    ``sender`` "" is the null sender <>. ``to`` is one or more recipients separated by
+    ",", ";" or value marks, or a list or tuple of addresses. ``body`` is the message as
+    it goes after DATA: headers, a blank line, then the text.
+
+    Raises TypeError or ValueError for arguments that C cannot receive unchanged: a
+    non-integer port, a port outside the C int range, or text containing NUL.
+    """
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise TypeError("port must be int, not {}".format(type(port).__name__))
+    if not _C_INT_MIN <= port <= _C_INT_MAX:
+        # ctypes would silently wrap this value, for example 2**32 + 25 to 25.
+        raise ValueError("port {} is out of range 0..65535".format(port))
+
+    return library.smtp_send(
+        _to_c_string(host, "host"),
+        port,
+        _to_c_string(helo, "helo"),
+        _to_c_string(sender, "sender"),
+        _recipients_to_c_string(to),
+        _to_c_string(body, "body"),
+    )
+
+
+def set_option(name: Text, value: Union[Text, int, None]) -> int:
+    """Set a process-wide default with smtp_set_option() and return its status code.
+
+    The only option is "timeout": whole seconds, 1..3600, default 30. An int value is
+    passed as its decimal text, and "" restores the default.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return library.smtp_set_option(_to_c_string(name, "name"), _to_c_string(value, "value"))
+
+
+def last_error() -> str:
+    """Return the error line of this thread's last call, or "" after a success."""
+    # Ask for the length first, then fetch into a buffer of exactly that size plus the NUL.
+    # Both calls run on this thread, so no other call can change the text in between.
+    length = library.smtp_last_error(None, 0)
+    if length <= 0:
+        return ""
+    buffer = ctypes.create_string_buffer(length + 1)
+    library.smtp_last_error(buffer, len(buffer))
+    return _from_c_string(buffer.raw[:length])
+
+
+def last_reply_code() -> int:
+    """Return the SMTP reply code that decided this thread's last send, or 0 if there was none."""
+    return library.smtp_last_reply_code()
+
+
+def last_transcript() -> str:
+    """Return the SMTP conversation of this thread's last send, one line per command or reply.
+
+    Lines start with "C: " for sent, "S: " for received or "* " for notes such as the
+    address connected to. The message body appears only as its size, never as its text.
+    """
+    # ctypes copies the library-owned text into a bytes object before the next call can
+    # replace it, so the result stays valid.
+    return _from_c_string(library.smtp_last_transcript_text())
+
+
+def version() -> str:
+    """Return the library version, for example "0.1.0"."""
+    return _from_c_string(library.smtp_version())
+
+
+def status_name(status: int) -> str:
+    """Return the name of a status code, for example "SMTP_TIMEOUT", or "SMTP_UNKNOWN_STATUS"."""
+    if not _C_INT_MIN <= status <= _C_INT_MAX:
+        return "SMTP_UNKNOWN_STATUS"
+    return _from_c_string(library.smtp_status_name(status))
+
+
+class SmtpError(Exception):
+    """Failed send, with the status code, its name, the SMTP reply code and the error line."""
+
+    def __init__(self, status: int, reply_code: int, message: str) -> None:
+        self.status = status
+        self.status_name = status_name(status)
+        self.reply_code = reply_code
+        self.message = message
+        super().__init__(status, reply_code, message)
+
+    def __str__(self) -> str:
+        text = self.status_name
+        if self.reply_code:
+            text += " (reply {})".format(self.reply_code)
+        if self.message:
+            text += ": " + self.message
+        return text
+
+
+def send_or_raise(
+    host: Text,
+    port: int,
+    helo: Optional[Text],
+    sender: Text,
+    to: Union[Text, Sequence[Text]],
+    body: Text,
+) -> None:
+    """Send one message like send(), and raise SmtpError for any status other than SMTP_OK.
+
+    SMTP_PARTIAL raises too, although the message was delivered to the accepted recipients.
+    """
+    status = send(host, port, helo, sender, to, body)
+    if status != SMTP_OK:
+        raise SmtpError(status, last_reply_code(), last_error())
