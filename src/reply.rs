@@ -208,14 +208,11 @@ mod tests {
 
     fn parse_all(lines: &[&[u8]]) -> Result<Option<Reply>, ReplyError> {
         let mut parser = ReplyParser::new();
-        let mut result = Ok(None);
+        let mut result = None;
         for line in lines {
-            result = parser.push_line(line);
-            if result.is_err() {
-                return result;
-            }
+            result = parser.push_line(line)?;
         }
-        result
+        Ok(result)
     }
 
     #[test]

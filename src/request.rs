@@ -47,8 +47,7 @@ impl<'a> Request<'a> {
         let host = validate_host(required(raw.host, "host")?)?;
         let port = validate_port(raw.port)?;
         let helo = match raw.helo {
-            None => None,
-            Some(value) if value.is_empty() => None,
+            None | Some(b"") => None,
             Some(value) => Some(validate_helo(value)?),
         };
 
