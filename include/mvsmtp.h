@@ -100,6 +100,28 @@
 #define SMTP_MESSAGE_REJECTED 13
 
 /**
+ * The TLS handshake or the certificate check failed; the last error says why (unknown
+ * issuer, expired certificate, name mismatch, or no common protocol version).
+ */
+#define SMTP_TLS_FAILED 14
+
+/**
+ * TLS was required but the server does not offer STARTTLS or refused it; nothing was sent.
+ */
+#define SMTP_TLS_UNAVAILABLE 15
+
+/**
+ * The server rejected the credentials (535 and similar replies).
+ */
+#define SMTP_AUTH_FAILED 16
+
+/**
+ * Authentication is not possible: no mechanism in common, or credentials refused for lack
+ * of TLS.
+ */
+#define SMTP_AUTH_UNAVAILABLE 17
+
+/**
  * The library caught an internal error, such as a panic; the last error describes it.
  */
 #define SMTP_INTERNAL_ERROR 99
@@ -142,12 +164,44 @@ int smtp_send(const char *host,
               const char *body);
 
 /**
- * Sets a process-wide default for later calls from every thread. Calls already running
- * keep the settings they started with.
+ * Sends one message with options given for this call, and waits for the result.
  *
- * Options: `timeout`, in whole seconds from 1 to 3600 (default 30), bounds name
- * resolution, connecting, and each wait for a reply or a write. A value of "" restores the
- * default.
+ * `options` is a list of `name=value` entries, one per line. Lines may be separated by LF,
+ * CRLF or attribute marks (byte 0xFE, or U+F8FE in UTF-8), so BASIC can build the list as
+ * a dynamic array. The first `=` ends the name, so a value may contain `=`, `;` and spaces.
+ * NULL or "" means no options. The names are those of `smtp_set_option`, and `host` must
+ * be set here, in the defaults or in a profile. `profile=NAME` loads the named block of
+ * the configuration file first, and the other entries here override it. Entries here
+ * override the process-wide defaults for this call only.
+ *
+ * `from`, `to` and `body` are as for `smtp_send`. Returns a status as `smtp_send` does.
+ *
+ * # Safety
+ * Each pointer must be NULL or point to a NUL-terminated string that stays valid for the
+ * duration of the call.
+ */
+int smtp_send_with(const char *options, const char *from, const char *to, const char *body);
+
+/**
+ * Sets a process-wide default for later calls from every thread. Calls already running
+ * keep the settings they started with. A value of "" restores the option's default.
+ * Option names are not case-sensitive.
+ *
+ * - `host`, `port`, `helo`: the server and the EHLO name, for `smtp_send_with`.
+ * - `timeout`: whole seconds from 1 to 3600 (default 30). It bounds name resolution,
+ *   connecting, the TLS handshake, and each wait for a reply or a write.
+ * - `tls`: `none`, `starttls` (required), `implicit` or `opportunistic`. The default is
+ *   `implicit` on port 465, `starttls` on 587, and on other ports `starttls` when
+ *   credentials are set and `none` otherwise.
+ * - `tls_ca_file`: a PEM file of CA certificates trusted besides the system's.
+ * - `tls_server_name`: the name the server certificate must carry, when it differs from host.
+ * - `tls_insecure`: 1 turns certificate verification off. Anyone on the path can then read
+ *   and change the mail.
+ * - `user`, `password`, `oauth_token`: credentials for AUTH.
+ * - `auth`: `auto` (default), `PLAIN`, `LOGIN`, `CRAM-MD5` or `XOAUTH2`.
+ * - `insecure_plaintext_auth`: 1 allows credentials without TLS.
+ * - `log_file`: a file that gets one audit line per message.
+ * - `profile`: a named block of options in the configuration file.
  *
  * Returns `SMTP_OK`, or `SMTP_INVALID_ARGUMENT` for an unknown name, a bad value or a NULL
  * argument; `smtp_last_error` then names the problem.

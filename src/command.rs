@@ -1,9 +1,15 @@
 //! SMTP commands as values that render their exact wire bytes (RFC 5321, section 4.1).
 //!
 //! Caller data reaches a command only through validated types ([`Address`], a checked EHLO
-//! name), so no rendered command can contain a CR or LF that the library did not put there.
+//! name, base64 credentials), so no rendered command can contain a CR or LF that the library
+//! did not put there.
+//!
+//! [`Command::line`] is the form for the transcript and messages: it hides credentials,
+//! which only [`Command::render`] writes.
 
 use crate::address::Address;
+use crate::auth::Mechanism;
+use crate::secret::Secret;
 
 /// One command of the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,16 +23,32 @@ pub enum Command {
     Data,
     Rset,
     Quit,
+    StartTls,
+    /// AUTH with the mechanism and, for PLAIN and XOAUTH2, the base64 initial response.
+    Auth { mechanism: Mechanism, initial_response: Option<Secret> },
+    /// A base64 answer to a 334 challenge during AUTH; empty to acknowledge an error.
+    AuthResponse(Secret),
 }
+
+/// What the transcript shows in place of credentials.
+const HIDDEN: &str = "<credentials hidden>";
 
 impl Command {
     /// Appends the command line, CRLF included, to `out`.
     pub fn render(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.line().as_bytes());
+        match self {
+            Command::Auth { mechanism, initial_response: Some(response) } => {
+                out.extend_from_slice(format!("AUTH {mechanism} ").as_bytes());
+                out.extend_from_slice(response.expose());
+            }
+            Command::AuthResponse(response) => out.extend_from_slice(response.expose()),
+            _ => out.extend_from_slice(self.line().as_bytes()),
+        }
         out.extend_from_slice(b"\r\n");
     }
 
-    /// Returns the command line without CRLF, as it appears in the transcript.
+    /// Returns the command line without CRLF, as it appears in the transcript, with
+    /// credentials replaced by a placeholder.
     pub fn line(&self) -> String {
         match self {
             Command::Ehlo(name) => format!("EHLO {name}"),
@@ -40,6 +62,10 @@ impl Command {
             Command::Data => "DATA".into(),
             Command::Rset => "RSET".into(),
             Command::Quit => "QUIT".into(),
+            Command::StartTls => "STARTTLS".into(),
+            Command::Auth { mechanism, initial_response: None } => format!("AUTH {mechanism}"),
+            Command::Auth { mechanism, initial_response: Some(_) } => format!("AUTH {mechanism} {HIDDEN}"),
+            Command::AuthResponse(_) => HIDDEN.into(),
         }
     }
 
@@ -53,6 +79,8 @@ impl Command {
             Command::Data => "DATA",
             Command::Rset => "RSET",
             Command::Quit => "QUIT",
+            Command::StartTls => "STARTTLS",
+            Command::Auth { .. } | Command::AuthResponse(_) => "AUTH",
         }
     }
 }
@@ -81,5 +109,18 @@ mod tests {
         assert_eq!(bytes(Command::Data), b"DATA\r\n");
         assert_eq!(bytes(Command::Rset), b"RSET\r\n");
         assert_eq!(bytes(Command::Quit), b"QUIT\r\n");
+        assert_eq!(bytes(Command::StartTls), b"STARTTLS\r\n");
+        assert_eq!(bytes(Command::Auth { mechanism: Mechanism::Login, initial_response: None }), b"AUTH LOGIN\r\n");
+    }
+
+    #[test]
+    fn credentials_rendered_but_hidden() {
+        let auth = Command::Auth { mechanism: Mechanism::Plain, initial_response: Some(Secret::new(b"AHUAcA==")) };
+        assert_eq!(bytes(auth.clone()), b"AUTH PLAIN AHUAcA==\r\n");
+        assert_eq!(auth.line(), "AUTH PLAIN <credentials hidden>");
+        let response = Command::AuthResponse(Secret::new(b"cGFzcw=="));
+        assert_eq!(bytes(response.clone()), b"cGFzcw==\r\n");
+        assert_eq!(response.line(), "<credentials hidden>");
+        assert!(!format!("{auth:?} {response:?}").contains("AHUAcA"));
     }
 }

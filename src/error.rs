@@ -15,6 +15,9 @@ pub enum Step {
     Greeting,
     Ehlo,
     Helo,
+    StartTls,
+    TlsHandshake,
+    Auth,
     MailFrom,
     RcptTo,
     Data,
@@ -32,6 +35,9 @@ impl Step {
             Step::Greeting => "the server's greeting",
             Step::Ehlo => "the reply to EHLO",
             Step::Helo => "the reply to HELO",
+            Step::StartTls => "the reply to STARTTLS",
+            Step::TlsHandshake => "the TLS handshake",
+            Step::Auth => "the reply to AUTH",
             Step::MailFrom => "the reply to MAIL FROM",
             Step::RcptTo => "the reply to RCPT TO",
             Step::Data => "the reply to DATA",
@@ -49,6 +55,9 @@ impl Step {
             Step::Greeting => "the greeting",
             Step::Ehlo => "EHLO",
             Step::Helo => "HELO",
+            Step::StartTls => "STARTTLS",
+            Step::TlsHandshake => "the TLS handshake",
+            Step::Auth => "AUTH",
             Step::MailFrom => "MAIL FROM",
             Step::RcptTo => "RCPT TO",
             Step::Data => "DATA",
@@ -66,6 +75,9 @@ impl Step {
             Step::Greeting => "waiting for the greeting",
             Step::Ehlo => "EHLO",
             Step::Helo => "HELO",
+            Step::StartTls => "STARTTLS",
+            Step::TlsHandshake => "the TLS handshake",
+            Step::Auth => "AUTH",
             Step::MailFrom => "MAIL FROM",
             Step::RcptTo => "RCPT TO",
             Step::Data => "DATA",
@@ -124,6 +136,18 @@ pub enum Error {
     #[error("The server rejected {command}: {reply}. {}", hint(reply, "Set helo to the fully qualified host name of this machine"))]
     HelloRejected { command: String, reply: Reply },
 
+    #[error("The TLS handshake with {server} failed: {detail}.")]
+    TlsFailed { server: String, detail: String },
+
+    #[error("TLS is required (tls={mode}) but {detail}. Nothing was sent; check the port (465 for implicit TLS, 587 for STARTTLS), or set tls=none only for a trusted local relay.")]
+    TlsUnavailable { mode: crate::tls::TlsMode, detail: String, reply: Option<Reply> },
+
+    #[error("Authentication as \"{user}\" with {mechanism} failed: {reply}{}. {}", detail.as_deref().map(|text| format!(" ({text})")).unwrap_or_default(), hint(reply, "Check the user name and the password or token"))]
+    AuthFailed { user: String, mechanism: crate::auth::Mechanism, reply: Reply, detail: Option<String> },
+
+    #[error("Authentication is not possible: {detail}.")]
+    AuthUnavailable { detail: String, reply: Option<Reply> },
+
     #[error("The server rejected the sender <{}> at MAIL FROM: {reply}. {}", sender.as_ref().map(Address::as_str).unwrap_or(""), hint(reply, "Check the from address; the server may require authentication or a sender in its own domain"))]
     SenderRejected { sender: Option<Address>, reply: Reply },
 
@@ -149,7 +173,9 @@ impl Error {
             | Error::HelloRejected { reply, .. }
             | Error::SenderRejected { reply, .. }
             | Error::DataRejected { reply }
-            | Error::MessageRejected { reply } => Some(reply),
+            | Error::MessageRejected { reply }
+            | Error::AuthFailed { reply, .. } => Some(reply),
+            Error::TlsUnavailable { reply, .. } | Error::AuthUnavailable { reply, .. } => reply.as_ref(),
             Error::RecipientsRejected(refusals) => refusals.first().map(|refusal| &refusal.reply),
             _ => None,
         }

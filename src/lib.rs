@@ -17,6 +17,10 @@
 /// cbindgen:ignore
 pub mod address;
 /// cbindgen:ignore
+pub mod auth;
+/// cbindgen:ignore
+pub mod audit;
+/// cbindgen:ignore
 pub mod capability;
 /// cbindgen:ignore
 pub mod command;
@@ -28,11 +32,17 @@ pub mod ffi;
 /// cbindgen:ignore
 pub mod options;
 /// cbindgen:ignore
+pub mod profile;
+/// cbindgen:ignore
 pub mod reply;
 /// cbindgen:ignore
 pub mod request;
 /// cbindgen:ignore
+pub mod secret;
+/// cbindgen:ignore
 pub mod session;
+/// cbindgen:ignore
+pub mod tls;
 /// cbindgen:ignore
 pub mod transcript;
 /// cbindgen:ignore

@@ -1,59 +1,252 @@
-//! Settings that shape a call, set by name and value so that every caller (C, BASIC,
-//! Python, the command line) uses the same names.
+//! Options that shape a call, set by name and value so that every caller (C, BASIC,
+//! Python, the command line, profiles in a configuration file) uses the same names.
+//!
+//! An options list is `name=value` entries, one per line. Lines may end in LF, CRLF, CR or a
+//! MultiValue attribute mark (byte 0xFE, or U+F8FE in UTF-8), so BASIC can build the list as
+//! a dynamic array. The first `=` ends the name, and the value may contain any other
+//! character, so passwords with `;`, `=` or spaces work. An empty value restores the
+//! option's default.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::address::{escape_for_message, trim_spaces};
+use crate::auth::Mechanism;
+use crate::data::{ATTRIBUTE_MARK, ATTRIBUTE_MARK_UTF8};
 use crate::error::Error;
 use crate::request::DEFAULT_TIMEOUT;
+use crate::secret::Secret;
+use crate::tls::TlsMode;
 
 /// The longest timeout accepted, in seconds.
 pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
 
-/// The option names that [`Settings::set`] accepts.
-pub const OPTION_NAMES: &[&str] = &["timeout"];
+/// Every option name, in the order the documentation lists them.
+pub const OPTION_NAMES: &[&str] = &[
+    "host",
+    "port",
+    "helo",
+    "timeout",
+    "tls",
+    "tls_ca_file",
+    "tls_server_name",
+    "tls_insecure",
+    "user",
+    "password",
+    "oauth_token",
+    "auth",
+    "insecure_plaintext_auth",
+    "log_file",
+    "profile",
+];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    /// Bound on connecting, on resolving the host name, and on each wait for a reply or a write.
+/// Options whose values are secrets: never echoed in a message.
+const SECRET_OPTIONS: &[&str] = &["password", "oauth_token"];
+
+/// The mechanism choice of the `auth` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthChoice {
+    /// The best mechanism that both sides support.
+    #[default]
+    Auto,
+    Only(Mechanism),
+}
+
+/// The settings of one call. `None` means "not set": the default applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub helo: Option<String>,
+    /// Bound on resolving, connecting, the TLS handshake, each write and each reply.
     pub timeout: Duration,
+    pub tls: Option<TlsMode>,
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
+    /// Turns certificate verification off. The connection is still encrypted.
+    pub tls_insecure: bool,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub oauth_token: Option<Secret>,
+    pub auth: AuthChoice,
+    /// Allows credentials over a connection without TLS.
+    pub insecure_plaintext_auth: bool,
+    pub log_file: Option<PathBuf>,
+    pub profile: Option<String>,
 }
 
-impl Default for Settings {
+impl Default for Options {
     fn default() -> Self {
-        Settings { timeout: DEFAULT_TIMEOUT }
-    }
-}
-
-impl Settings {
-    /// Sets one option from text. An empty value restores the option's default.
-    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
-        match trim_spaces(name) {
-            b"timeout" => {
-                self.timeout = parse_timeout(value)?;
-                Ok(())
-            }
-            _ => Err(Error::InvalidArgument(format!(
-                "Unknown option \"{}\". Known options: {}.",
-                escape_for_message(name),
-                OPTION_NAMES.join(", ")
-            ))),
+        Options {
+            host: None,
+            port: None,
+            helo: None,
+            timeout: DEFAULT_TIMEOUT,
+            tls: None,
+            tls_ca_file: None,
+            tls_server_name: None,
+            tls_insecure: false,
+            user: None,
+            password: None,
+            oauth_token: None,
+            auth: AuthChoice::Auto,
+            insecure_plaintext_auth: false,
+            log_file: None,
+            profile: None,
         }
     }
 }
 
-fn parse_timeout(value: &[u8]) -> Result<Duration, Error> {
-    let text = trim_spaces(value);
-    if text.is_empty() {
-        return Ok(DEFAULT_TIMEOUT);
+impl Options {
+    /// Sets one option from text. An empty value restores the option's default.
+    pub fn set(&mut self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        let name_text = std::str::from_utf8(trim_spaces(name)).unwrap_or("");
+        let Some(&name) = OPTION_NAMES.iter().find(|known| known.eq_ignore_ascii_case(name_text)) else {
+            return Err(Error::InvalidArgument(format!(
+                "Unknown option \"{}\". Known options: {}.",
+                escape_for_message(name),
+                OPTION_NAMES.join(", ")
+            )));
+        };
+
+        let secret = SECRET_OPTIONS.contains(&name);
+        let invalid = |problem: &str| {
+            if secret {
+                Error::InvalidArgument(format!("Invalid value for option {name}: {problem}."))
+            } else {
+                Error::InvalidArgument(format!("Invalid value \"{}\" for option {name}: {problem}.", escape_for_message(value)))
+            }
+        };
+
+        if let Some(&bad) = value.iter().find(|&&b| b < 0x20 || b == 0x7F) {
+            return Err(invalid(&format!("it contains {}; remove control characters", crate::address::describe_byte(bad))));
+        }
+        // Secrets keep their spaces: a password may begin or end with one.
+        let value = if secret { value } else { trim_spaces(value) };
+        let text = || std::str::from_utf8(value).map_err(|_| invalid("it is not valid UTF-8"));
+        let empty = value.is_empty();
+        let optional_text = || if empty { Ok(None) } else { text().map(|text| Some(text.to_owned())) };
+
+        match name {
+            "host" => self.host = optional_text()?,
+            "port" => {
+                self.port = if empty {
+                    None
+                } else {
+                    match text()?.parse::<u16>() {
+                        Ok(port) if port > 0 => Some(port),
+                        _ => return Err(invalid("use a port number from 1 to 65535")),
+                    }
+                }
+            }
+            "helo" => self.helo = optional_text()?,
+            "timeout" => {
+                self.timeout = if empty {
+                    DEFAULT_TIMEOUT
+                } else {
+                    match text()?.parse::<u64>() {
+                        Ok(seconds @ 1..=MAX_TIMEOUT_SECONDS) => Duration::from_secs(seconds),
+                        _ => return Err(invalid(&format!("use whole seconds from 1 to {MAX_TIMEOUT_SECONDS}"))),
+                    }
+                }
+            }
+            "tls" => {
+                self.tls = if empty {
+                    None
+                } else {
+                    Some(TlsMode::parse(text()?).ok_or_else(|| invalid("use none, starttls, implicit or opportunistic"))?)
+                }
+            }
+            "tls_ca_file" => self.tls_ca_file = optional_text()?.map(PathBuf::from),
+            "tls_server_name" => self.tls_server_name = optional_text()?,
+            "tls_insecure" => self.tls_insecure = parse_flag(value).ok_or_else(|| invalid("use 1 or 0"))?,
+            "user" => self.user = optional_text()?,
+            "password" => self.password = (!empty).then(|| Secret::new(value)),
+            "oauth_token" => self.oauth_token = (!empty).then(|| Secret::new(value)),
+            "auth" => {
+                self.auth = if empty || text()?.eq_ignore_ascii_case("auto") {
+                    AuthChoice::Auto
+                } else {
+                    AuthChoice::Only(Mechanism::parse(text()?).ok_or_else(|| invalid("use auto, PLAIN, LOGIN, CRAM-MD5 or XOAUTH2"))?)
+                }
+            }
+            "insecure_plaintext_auth" => {
+                self.insecure_plaintext_auth = parse_flag(value).ok_or_else(|| invalid("use 1 or 0"))?
+            }
+            "log_file" => self.log_file = optional_text()?.map(PathBuf::from),
+            "profile" => {
+                let name = text()?;
+                if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                    return Err(invalid("use letters, digits, '-', '_' and '.'"));
+                }
+                self.profile = (!empty).then(|| name.to_owned());
+            }
+            _ => unreachable!("every name in OPTION_NAMES has a branch"),
+        }
+        Ok(())
     }
-    let seconds = std::str::from_utf8(text).ok().and_then(|digits| digits.parse::<u64>().ok());
-    match seconds {
-        Some(seconds @ 1..=MAX_TIMEOUT_SECONDS) => Ok(Duration::from_secs(seconds)),
-        _ => Err(Error::InvalidArgument(format!(
-            "Invalid value \"{}\" for option timeout: use whole seconds from 1 to {MAX_TIMEOUT_SECONDS}.",
-            escape_for_message(value)
-        ))),
+
+    /// Applies an options list (see the module documentation) on top of these options.
+    pub fn apply_list(&mut self, list: &[u8]) -> Result<(), Error> {
+        for (name, value) in parse_list(list)? {
+            self.set(name, value)?;
+        }
+        Ok(())
+    }
+}
+
+/// One `name=value` entry of an options list, as bytes.
+pub type Entry<'a> = (&'a [u8], &'a [u8]);
+
+/// Splits an options list into `(name, value)` pairs, skipping empty lines.
+pub fn parse_list(list: &[u8]) -> Result<Vec<Entry<'_>>, Error> {
+    let mut entries = Vec::new();
+    for (index, line) in split_lines(list).into_iter().enumerate() {
+        if trim_spaces(line).is_empty() {
+            continue;
+        }
+        let Some(equals) = line.iter().position(|&b| b == b'=') else {
+            // The line is not echoed: it may be a mistyped password.
+            return Err(Error::InvalidArgument(format!(
+                "Invalid options: line {} has no '='. Write each option as name=value on its own line.",
+                index + 1
+            )));
+        };
+        entries.push((&line[..equals], &line[equals + 1..]));
+    }
+    Ok(entries)
+}
+
+/// Splits on LF, CRLF, CR and attribute marks.
+fn split_lines(list: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut index = 0;
+    while index < list.len() {
+        let separator_len = match list[index] {
+            b'\r' if list.get(index + 1) == Some(&b'\n') => 2,
+            b'\r' | b'\n' | ATTRIBUTE_MARK => 1,
+            _ if list[index..].starts_with(&ATTRIBUTE_MARK_UTF8) => ATTRIBUTE_MARK_UTF8.len(),
+            _ => 0,
+        };
+        if separator_len > 0 {
+            lines.push(&list[start..index]);
+            index += separator_len;
+            start = index;
+        } else {
+            index += 1;
+        }
+    }
+    lines.push(&list[start..]);
+    lines
+}
+
+/// Parses a yes/no option: 1, 0, yes, no, true, false, on, off, or empty for "no".
+fn parse_flag(value: &[u8]) -> Option<bool> {
+    match value.to_ascii_lowercase().as_slice() {
+        b"" | b"0" | b"no" | b"false" | b"off" => Some(false),
+        b"1" | b"yes" | b"true" | b"on" => Some(true),
+        _ => None,
     }
 }
 
@@ -63,27 +256,84 @@ mod tests {
 
     #[test]
     fn timeout_set_and_reset() {
-        let mut settings = Settings::default();
-        settings.set(b"timeout", b"5").unwrap();
-        assert_eq!(settings.timeout, Duration::from_secs(5));
-        settings.set(b"timeout", b"").unwrap();
-        assert_eq!(settings.timeout, DEFAULT_TIMEOUT);
+        let mut options = Options::default();
+        options.set(b"timeout", b"5").unwrap();
+        assert_eq!(options.timeout, Duration::from_secs(5));
+        options.set(b"timeout", b"").unwrap();
+        assert_eq!(options.timeout, DEFAULT_TIMEOUT);
     }
 
     #[test]
     fn bad_timeouts_rejected() {
         let values: &[&[u8]] = &[b"0", b"-1", b"abc", b"1.5", b"3601", b"99999999999999999999", b"5\r\n", b"5\x00"];
-        let mut settings = Settings::default();
+        let mut options = Options::default();
         for value in values {
-            let error = settings.set(b"timeout", value);
+            let error = options.set(b"timeout", value);
             assert!(matches!(error, Err(Error::InvalidArgument(_))), "accepted {:?}", value);
         }
-        assert!(settings.set(b"timeout", b" 5 ").is_ok());
+        assert!(options.set(b"timeout", b" 5 ").is_ok());
     }
 
     #[test]
     fn unknown_option_named() {
-        let error = Settings::default().set(b"nonsense", b"1").unwrap_err();
+        let error = Options::default().set(b"nonsense", b"1").unwrap_err();
         assert!(error.to_string().contains("\"nonsense\""), "{error}");
+    }
+
+    #[test]
+    fn list_with_marks_and_crlf() {
+        let mut options = Options::default();
+        let mut list = b"host=smtp.example.test\r\nport=587".to_vec();
+        list.push(ATTRIBUTE_MARK);
+        list.extend_from_slice(b"tls=starttls");
+        list.extend_from_slice(&ATTRIBUTE_MARK_UTF8);
+        list.extend_from_slice(b"user=me@example.test\npassword= p=a;s s \n\n");
+        options.apply_list(&list).unwrap();
+        assert_eq!(options.host.as_deref(), Some("smtp.example.test"));
+        assert_eq!(options.port, Some(587));
+        assert_eq!(options.tls, Some(TlsMode::StartTls));
+        assert_eq!(options.user.as_deref(), Some("me@example.test"));
+        assert_eq!(options.password.as_ref().unwrap().expose(), b" p=a;s s ");
+    }
+
+    #[test]
+    fn bad_values_rejected() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"port", b"0"),
+            (b"port", b"65536"),
+            (b"tls", b"ssl"),
+            (b"tls_insecure", b"maybe"),
+            (b"auth", b"DIGEST-MD5"),
+            (b"profile", b"../etc/passwd"),
+            (b"host", b"a\tb"),
+        ];
+        for (name, value) in cases {
+            let result = Options::default().set(name, value);
+            assert!(matches!(result, Err(Error::InvalidArgument(_))), "accepted {:?}={:?}", name, value);
+        }
+    }
+
+    #[test]
+    fn secret_never_echoed() {
+        let error = Options::default().set(b"password", b"hunter2\r").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        let error = Options::default().apply_list(b"host=x\npassword:hunter2\n").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(error.to_string().contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn empty_value_restores_default() {
+        let mut options = Options::default();
+        options.apply_list(b"tls=implicit\nuser=u\nauth=PLAIN").unwrap();
+        options.apply_list(b"tls=\nuser=\nauth=").unwrap();
+        assert_eq!(options, Options::default());
+    }
+
+    #[test]
+    fn every_name_settable() {
+        for name in OPTION_NAMES {
+            assert!(Options::default().set(name.as_bytes(), b"").is_ok(), "{name}");
+        }
     }
 }

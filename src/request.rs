@@ -7,21 +7,27 @@
 use std::time::Duration;
 
 use crate::address::{self, describe_byte, escape_for_message, trim_spaces, Address};
+use crate::auth::{Credentials, Mechanism};
 use crate::error::Error;
+use crate::options::{AuthChoice, Options};
+use crate::tls::{self, TlsMode, TlsSetup};
 
 /// The port used when the caller passes 0.
 pub const DEFAULT_PORT: u16 = 25;
 
+/// The port of implicit TLS (RFC 8314).
+pub const IMPLICIT_TLS_PORT: u16 = 465;
+
+/// The port of message submission with STARTTLS (RFC 6409).
+pub const SUBMISSION_PORT: u16 = 587;
+
 /// The default timeout for connecting and for each wait for the server.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The arguments of one send, exactly as the caller passed them. `None` stands for a NULL
-/// pointer.
+/// The message arguments of one send, exactly as the caller passed them. `None` stands for
+/// a NULL pointer.
 #[derive(Debug, Clone, Copy)]
 pub struct RawRequest<'a> {
-    pub host: Option<&'a [u8]>,
-    pub port: i64,
-    pub helo: Option<&'a [u8]>,
     pub from: Option<&'a [u8]>,
     pub to: Option<&'a [u8]>,
     pub body: Option<&'a [u8]>,
@@ -39,17 +45,23 @@ pub struct Request<'a> {
     pub recipients: Vec<Address>,
     pub body: &'a [u8],
     pub timeout: Duration,
+    pub tls: TlsMode,
+    /// The TLS configuration, present unless `tls` is `None`.
+    pub tls_setup: Option<TlsSetup>,
+    pub credentials: Option<Credentials>,
+    pub auth: AuthChoice,
+    pub insecure_plaintext_auth: bool,
 }
 
 impl<'a> Request<'a> {
-    /// Validates every argument and returns the first problem as `Error::InvalidArgument`.
-    pub fn validate(raw: RawRequest<'a>, timeout: Duration) -> Result<Request<'a>, Error> {
-        let host = validate_host(required(raw.host, "host")?)?;
-        let port = validate_port(raw.port)?;
-        let helo = match raw.helo {
-            None | Some(b"") => None,
-            Some(value) => Some(validate_helo(value)?),
+    /// Validates every argument and option, and returns the first problem as
+    /// `Error::InvalidArgument`.
+    pub fn validate(raw: RawRequest<'a>, options: &Options) -> Result<Request<'a>, Error> {
+        let host = match &options.host {
+            Some(host) => validate_host(host.as_bytes())?,
+            None => return Err(Error::InvalidArgument("Missing option: host is not set. Set host to the mail server's name or IP address.".into())),
         };
+        let helo = options.helo.as_deref().map(|name| validate_helo(name.as_bytes())).transpose()?;
 
         let from = required(raw.from, "from")?;
         let sender = address::parse_sender(from).map_err(|error| Error::InvalidArgument(format!("Invalid sender {error}.")))?;
@@ -65,15 +77,76 @@ impl<'a> Request<'a> {
             )));
         }
 
-        Ok(Request { host, port, helo, sender, recipients, body, timeout })
+        let credentials = credentials(options)?;
+        let port = options.port.unwrap_or(if options.tls == Some(TlsMode::Implicit) { IMPLICIT_TLS_PORT } else { DEFAULT_PORT });
+        let tls = options.tls.unwrap_or(match port {
+            IMPLICIT_TLS_PORT => TlsMode::Implicit,
+            SUBMISSION_PORT => TlsMode::StartTls,
+            _ if credentials.is_some() => TlsMode::StartTls,
+            _ => TlsMode::None,
+        });
+        if credentials.is_some() && tls == TlsMode::None && !options.insecure_plaintext_auth {
+            return Err(Error::InvalidArgument(
+                "Credentials are set but tls=none, so the password would travel unencrypted. Use tls=starttls or tls=implicit, or set insecure_plaintext_auth=1 for a trusted local relay.".into(),
+            ));
+        }
+        let tls_setup = match tls {
+            TlsMode::None => None,
+            _ => Some(tls::setup(&host, options.tls_server_name.as_deref(), options.tls_ca_file.as_deref(), options.tls_insecure)?),
+        };
+
+        Ok(Request {
+            host,
+            port,
+            helo,
+            sender,
+            recipients,
+            body,
+            timeout: options.timeout,
+            tls,
+            tls_setup,
+            credentials,
+            auth: options.auth,
+            insecure_plaintext_auth: options.insecure_plaintext_auth,
+        })
     }
 }
 
-fn required<'a>(value: Option<&'a [u8]>, name: &str) -> Result<&'a [u8], Error> {
-    value.ok_or_else(|| Error::InvalidArgument(format!("Missing argument: {name} is NULL. Pass a string (\"\" where an empty value is allowed).")))
+/// Collects the credentials, checking that they fit together and with the `auth` option.
+fn credentials(options: &Options) -> Result<Option<Credentials>, Error> {
+    let has_secret = options.password.is_some() || options.oauth_token.is_some();
+    let user = match (&options.user, has_secret) {
+        (None, false) => {
+            if let AuthChoice::Only(mechanism) = options.auth {
+                return Err(Error::InvalidArgument(format!("Option auth={mechanism} is set but user is not. Set user and password (or oauth_token).")));
+            }
+            return Ok(None);
+        }
+        (None, true) => return Err(Error::InvalidArgument("A password or oauth_token is set but user is not. Set user to the account name.".into())),
+        (Some(user), false) => {
+            return Err(Error::InvalidArgument(format!("Option user=\"{}\" is set without a password or oauth_token. Set one of them.", escape_for_message(user.as_bytes()))))
+        }
+        (Some(user), true) => user.clone(),
+    };
+
+    match options.auth {
+        AuthChoice::Only(Mechanism::XOAuth2) if options.oauth_token.is_none() => {
+            return Err(Error::InvalidArgument("Option auth=XOAUTH2 needs oauth_token, an OAuth 2.0 access token.".into()));
+        }
+        AuthChoice::Only(mechanism) if mechanism != Mechanism::XOAuth2 && options.password.is_none() => {
+            return Err(Error::InvalidArgument(format!("Option auth={mechanism} needs a password.")));
+        }
+        _ => {}
+    }
+    Ok(Some(Credentials { user, password: options.password.clone(), oauth_token: options.oauth_token.clone() }))
 }
 
-fn validate_host(value: &[u8]) -> Result<String, Error> {
+fn required<'a>(value: Option<&'a [u8]>, name: &str) -> Result<&'a [u8], Error> {
+    value.ok_or_else(|| Error::InvalidArgument(format!("Missing argument: {name} is NULL. Pass a string.")))
+}
+
+/// Checks a host name or IP address and returns it without surrounding spaces.
+pub fn validate_host(value: &[u8]) -> Result<String, Error> {
     let trimmed = trim_spaces(value);
     if let Some(&bad) = trimmed.iter().find(|&&b| b <= 0x20 || b == 0x7F) {
         return Err(Error::InvalidArgument(format!(
@@ -94,18 +167,19 @@ fn validate_host(value: &[u8]) -> Result<String, Error> {
     }
 }
 
-fn validate_port(port: i64) -> Result<u16, Error> {
+/// Checks a port number passed as an integer by C, where 0 means the default port 25.
+pub fn validate_port(port: i64) -> Result<u16, Error> {
     match port {
         0 => Ok(DEFAULT_PORT),
         1..=65535 => Ok(port as u16),
         _ => Err(Error::InvalidArgument(format!(
-            "Invalid port {port}: use 1 to 65535, or 0 for the default port 25 (587 is usual for submission)."
+            "Invalid port {port}: use 1 to 65535, or 0 for the default port 25. Mail submission usually uses 587 (STARTTLS) or 465 (implicit TLS)."
         ))),
     }
 }
 
 /// Checks an EHLO name: a domain name or an address literal such as `[192.0.2.1]`.
-fn validate_helo(value: &[u8]) -> Result<String, Error> {
+pub fn validate_helo(value: &[u8]) -> Result<String, Error> {
     if let Some(&bad) = value.iter().find(|&&b| b <= 0x20 || b == 0x7F) {
         return Err(Error::InvalidArgument(format!(
             "Invalid helo \"{}\": it contains {}. Pass one host name with no spaces or line breaks.",
@@ -130,12 +204,19 @@ fn validate_helo(value: &[u8]) -> Result<String, Error> {
 mod tests {
     use super::*;
 
-    fn raw<'a>(to: &'a [u8]) -> RawRequest<'a> {
-        RawRequest { host: Some(b"127.0.0.1"), port: 2525, helo: None, from: Some(b"a@x.test"), to: Some(to), body: Some(b"") }
+    fn raw(to: &[u8]) -> RawRequest<'_> {
+        RawRequest { from: Some(b"a@x.test"), to: Some(to), body: Some(b"") }
     }
 
-    fn problem(raw: RawRequest<'_>) -> String {
-        match Request::validate(raw, DEFAULT_TIMEOUT) {
+    fn options(list: &str) -> Options {
+        let mut options = Options::default();
+        options.apply_list(b"host=127.0.0.1\nport=2525").unwrap();
+        options.apply_list(list.as_bytes()).unwrap();
+        options
+    }
+
+    fn problem(raw: RawRequest<'_>, options: &Options) -> String {
+        match Request::validate(raw, options) {
             Err(Error::InvalidArgument(message)) => message,
             other => panic!("expected an invalid argument, got {other:?}"),
         }
@@ -143,30 +224,31 @@ mod tests {
 
     #[test]
     fn valid_request() {
-        let request = Request::validate(raw(b"b@x.test"), DEFAULT_TIMEOUT).unwrap();
+        let request = Request::validate(raw(b"b@x.test"), &options("")).unwrap();
         assert_eq!(request.port, 2525);
         assert_eq!(request.recipients.len(), 1);
         assert_eq!(request.helo, None);
+        assert_eq!(request.tls, TlsMode::None);
+        assert!(request.tls_setup.is_none());
     }
 
     #[test]
     fn port_zero_means_25() {
-        let request = Request::validate(RawRequest { port: 0, ..raw(b"b@x.test") }, DEFAULT_TIMEOUT).unwrap();
-        assert_eq!(request.port, 25);
+        assert_eq!(validate_port(0).unwrap(), 25);
     }
 
     #[test]
     fn null_arguments_named() {
-        assert!(problem(RawRequest { host: None, ..raw(b"b@x.test") }).contains("host is NULL"));
-        assert!(problem(RawRequest { from: None, ..raw(b"b@x.test") }).contains("from is NULL"));
-        assert!(problem(RawRequest { to: None, ..raw(b"b@x.test") }).contains("to is NULL"));
-        assert!(problem(RawRequest { body: None, ..raw(b"b@x.test") }).contains("body is NULL"));
+        assert!(problem(RawRequest { from: None, ..raw(b"b@x.test") }, &options("")).contains("from is NULL"));
+        assert!(problem(RawRequest { to: None, ..raw(b"b@x.test") }, &options("")).contains("to is NULL"));
+        assert!(problem(RawRequest { body: None, ..raw(b"b@x.test") }, &options("")).contains("body is NULL"));
+        assert!(problem(raw(b"b@x.test"), &Options::default()).contains("host is not set"));
     }
 
     #[test]
     fn bad_ports_rejected() {
         for port in [-1, 65536, i64::from(i32::MAX), i64::from(i32::MIN)] {
-            assert!(problem(RawRequest { port, ..raw(b"b@x.test") }).contains("Invalid port"));
+            assert!(validate_port(port).is_err(), "{port}");
         }
     }
 
@@ -174,7 +256,11 @@ mod tests {
     fn bad_hosts_rejected() {
         let hosts: &[&[u8]] = &[b"", b"  ", b"mail.example.test\r\nQUIT", b"a b", b"h\x00", b"mail.example.test\r\n", b"\tmail"];
         for host in hosts {
-            assert!(problem(RawRequest { host: Some(host), ..raw(b"b@x.test") }).starts_with("Invalid host"));
+            let message = match validate_host(host) {
+                Err(Error::InvalidArgument(message)) => message,
+                other => panic!("accepted {host:?}: {other:?}"),
+            };
+            assert!(message.starts_with("Invalid host"), "{message}");
         }
     }
 
@@ -182,15 +268,14 @@ mod tests {
     fn bad_helo_rejected() {
         let names: &[&[u8]] = &[b"a b", b"x\r\nMAIL FROM:<a@b>", b"bad!name", b"[unclosed"];
         for name in names {
-            assert!(problem(RawRequest { helo: Some(name), ..raw(b"b@x.test") }).starts_with("Invalid helo"));
+            assert!(validate_helo(name).is_err(), "accepted {name:?}");
         }
-        let request = Request::validate(RawRequest { helo: Some(b"[192.0.2.1]"), ..raw(b"b@x.test") }, DEFAULT_TIMEOUT).unwrap();
-        assert_eq!(request.helo.as_deref(), Some("[192.0.2.1]"));
+        assert_eq!(validate_helo(b"[192.0.2.1]").unwrap(), "[192.0.2.1]");
     }
 
     #[test]
     fn injection_attempt_rejected() {
-        let message = problem(raw(b"a@b.example>\r\nRCPT TO:<x@y.example>"));
+        let message = problem(raw(b"a@b.example>\r\nRCPT TO:<x@y.example>"), &options(""));
         assert!(message.starts_with("Invalid recipient"), "{message}");
         assert!(message.contains("CR"), "{message}");
     }
@@ -198,12 +283,47 @@ mod tests {
     #[test]
     fn nul_in_body_rejected() {
         // A C string cannot hold NUL, but the command-line tool reads raw bytes.
-        let message = problem(RawRequest { body: Some(b"a\x00b"), ..raw(b"b@x.test") });
+        let message = problem(RawRequest { body: Some(b"a\x00b"), ..raw(b"b@x.test") }, &options(""));
         assert!(message.contains("offset 1"), "{message}");
     }
 
     #[test]
     fn no_recipient_rejected() {
-        assert!(problem(raw(b"")).contains("no recipient"));
+        assert!(problem(raw(b""), &options("")).contains("no recipient"));
+    }
+
+    #[test]
+    fn tls_defaults_follow_port() {
+        let cases = [("port=465", TlsMode::Implicit), ("port=587", TlsMode::StartTls), ("port=25", TlsMode::None), ("tls=implicit\nport=", TlsMode::Implicit)];
+        for (list, expected) in cases {
+            let request = Request::validate(raw(b"b@x.test"), &options(list)).unwrap();
+            assert_eq!(request.tls, expected, "{list}");
+        }
+        let request = Request::validate(raw(b"b@x.test"), &options("tls=implicit\nport=")).unwrap();
+        assert_eq!(request.port, 465);
+    }
+
+    #[test]
+    fn credentials_require_tls_by_default() {
+        let request = Request::validate(raw(b"b@x.test"), &options("port=25\nuser=u\npassword=p")).unwrap();
+        assert_eq!(request.tls, TlsMode::StartTls);
+        let message = problem(raw(b"b@x.test"), &options("tls=none\nuser=u\npassword=p"));
+        assert!(message.contains("insecure_plaintext_auth"), "{message}");
+        let request = Request::validate(raw(b"b@x.test"), &options("tls=none\nuser=u\npassword=p\ninsecure_plaintext_auth=1")).unwrap();
+        assert!(request.credentials.is_some());
+    }
+
+    #[test]
+    fn credentials_must_be_complete() {
+        assert!(problem(raw(b"b@x.test"), &options("password=p")).contains("user is not"));
+        assert!(problem(raw(b"b@x.test"), &options("user=u")).contains("without a password"));
+        assert!(problem(raw(b"b@x.test"), &options("user=u\npassword=p\nauth=XOAUTH2")).contains("oauth_token"));
+        assert!(problem(raw(b"b@x.test"), &options("user=u\noauth_token=t\nauth=PLAIN")).contains("needs a password"));
+    }
+
+    #[test]
+    fn password_never_in_messages() {
+        let message = problem(raw(b"nobody"), &options("user=u\npassword=hunter2"));
+        assert!(!message.contains("hunter2"), "{message}");
     }
 }

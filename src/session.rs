@@ -1,5 +1,6 @@
-//! The SMTP client state machine (RFC 5321): greeting, EHLO or HELO, MAIL FROM, RCPT TO for
-//! each recipient, DATA, the body, the end of data, and QUIT.
+//! The SMTP client state machine (RFC 5321): greeting, EHLO or HELO, STARTTLS and EHLO again
+//! (RFC 3207), AUTH (RFC 4954), MAIL FROM, RCPT TO for each recipient, DATA, the body, the
+//! end of data, and QUIT.
 //!
 //! Commands are written in groups: each group is rendered into one buffer and written once,
 //! then one reply is read per command, in order. Today every group has one command. The
@@ -12,14 +13,18 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::address::{is_domain_name, Address};
+use crate::auth::{self, Credentials, Mechanism};
 use crate::capability::Capabilities;
 use crate::command::Command;
 use crate::data::{has_8bit_text, DataEncoder, END_OF_DATA};
 use crate::error::{Error, Refusal, Step};
+use crate::options::AuthChoice;
 use crate::reply::{Reply, ReplyParser};
 use crate::request::Request;
+use crate::secret::Secret;
+use crate::tls::{self, TlsMode};
 use crate::transcript::Transcript;
-use crate::transport::{self, Connection, IoFailure, ResolveFailure, MAX_LINE_LENGTH};
+use crate::transport::{self, Connection, IoFailure, ResolveFailure, TlsFailure, MAX_LINE_LENGTH};
 
 /// Size of the pieces in which the body is encoded and written.
 const BODY_CHUNK: usize = 64 * 1024;
@@ -31,7 +36,8 @@ const LATE_REPLY_WAIT: Duration = Duration::from_secs(2);
 /// The result of a message that the server accepted for at least one recipient.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub accepted: Vec<Address>,
+    /// Recipients accepted at RCPT TO, with the reply code (250 or 251).
+    pub accepted: Vec<(Address, u16)>,
     /// Recipients refused at RCPT TO. When this is not empty, the result is partial.
     pub refused: Vec<Refusal>,
     /// The server's reply to the end of data.
@@ -82,6 +88,9 @@ fn connect(request: &Request<'_>, addresses: &[SocketAddr], transcript: &mut Tra
     }
 }
 
+/// Recipients accepted with their reply codes, and those refused.
+type RecipientReplies = (Vec<(Address, u16)>, Vec<Refusal>);
+
 struct Session<'t> {
     connection: Connection,
     transcript: &'t mut Transcript,
@@ -90,8 +99,17 @@ struct Session<'t> {
 
 impl Session<'_> {
     fn transaction(&mut self, request: &Request<'_>) -> Result<Delivery, Error> {
+        if request.tls == TlsMode::Implicit {
+            self.handshake(request)?;
+        }
         self.greeting()?;
-        let capabilities = self.hello(request)?;
+        let mut capabilities = self.hello(request)?;
+        if matches!(request.tls, TlsMode::StartTls | TlsMode::Opportunistic) {
+            capabilities = self.starttls(request, capabilities)?;
+        }
+        if let Some(credentials) = &request.credentials {
+            self.authenticate(request, credentials, &capabilities)?;
+        }
 
         let eight_bit = has_8bit_text(request.body) && capabilities.has("8BITMIME");
         let mail = Command::MailFrom { sender: request.sender.clone(), eight_bit };
@@ -125,9 +143,13 @@ impl Session<'_> {
         Ok(())
     }
 
+    fn helo_name(&self, request: &Request<'_>) -> String {
+        request.helo.clone().unwrap_or_else(|| default_helo_name(self.connection.local_address()))
+    }
+
     /// Sends EHLO, and HELO when the server rejects EHLO with a permanent error.
     fn hello(&mut self, request: &Request<'_>) -> Result<Capabilities, Error> {
-        let name = request.helo.clone().unwrap_or_else(|| default_helo_name(self.connection.local_address()));
+        let name = self.helo_name(request);
 
         let ehlo = Command::Ehlo(name.clone());
         let reply = self.command(&ehlo, Step::Ehlo)?;
@@ -146,14 +168,177 @@ impl Session<'_> {
         Err(Error::HelloRejected { command: helo.line(), reply })
     }
 
+    /// Upgrades the connection with STARTTLS, then greets again and returns the new
+    /// capabilities: what the server said before TLS may have been forged, so it is dropped.
+    /// With tls=starttls a missing or refused upgrade ends the session; with
+    /// tls=opportunistic the session goes on in plain text.
+    fn starttls(&mut self, request: &Request<'_>, capabilities: Capabilities) -> Result<Capabilities, Error> {
+        let required = request.tls == TlsMode::StartTls;
+
+        if !capabilities.has("STARTTLS") {
+            if required {
+                self.broken = true;
+                return Err(Error::TlsUnavailable { mode: request.tls, detail: "the server does not offer STARTTLS".into(), reply: None });
+            }
+            self.transcript.note("The server does not offer STARTTLS; going on without TLS (tls=opportunistic)");
+            return Ok(capabilities);
+        }
+
+        let reply = self.command(&Command::StartTls, Step::StartTls)?;
+        if reply.code != 220 {
+            if required {
+                self.broken = true;
+                return Err(Error::TlsUnavailable {
+                    mode: request.tls,
+                    detail: format!("the server answered STARTTLS with {reply}"),
+                    reply: Some(reply),
+                });
+            }
+            self.transcript.note("The server refused STARTTLS; going on without TLS (tls=opportunistic)");
+            return Ok(capabilities);
+        }
+
+        // Bytes that arrived after the 220 and before the handshake were not protected by
+        // TLS, yet would be read as if they had been: a response-injection attempt.
+        if self.connection.has_unread_input() {
+            self.broken = true;
+            return Err(Error::Protocol {
+                step: Step::StartTls,
+                detail: "the server sent data after its 220 reply to STARTTLS, before the TLS handshake".into(),
+            });
+        }
+
+        self.handshake(request)?;
+        let name = self.helo_name(request);
+        let ehlo = Command::Ehlo(name);
+        let reply = self.command(&ehlo, Step::Ehlo)?;
+        if !reply.is_positive() {
+            return Err(Error::HelloRejected { command: ehlo.line(), reply });
+        }
+        Ok(Capabilities::from_ehlo(&reply))
+    }
+
+    /// Runs the TLS handshake and verifies the server's certificate.
+    fn handshake(&mut self, request: &Request<'_>) -> Result<(), Error> {
+        let Some(setup) = &request.tls_setup else {
+            return Err(Error::Internal("TLS was requested without a TLS configuration".into()));
+        };
+        let server = setup.server_name.to_str().into_owned();
+
+        match self.connection.start_tls(setup.config.clone(), setup.server_name.clone()) {
+            Ok(()) => {
+                if let Some(description) = self.connection.tls_description() {
+                    self.transcript.note(&format!("TLS established with {server}: {description}"));
+                }
+                Ok(())
+            }
+            Err(failure) => {
+                self.broken = true;
+                let detail = match failure {
+                    TlsFailure::TimedOut => {
+                        return Err(Error::Timeout { step: Step::TlsHandshake, seconds: request.timeout.as_secs() });
+                    }
+                    TlsFailure::Tls(error) => tls::describe(&error, &setup.server_name),
+                    TlsFailure::Io(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        "the server closed the connection during the handshake. Check that this port speaks TLS".into()
+                    }
+                    TlsFailure::Io(error) => format!("the connection failed during the handshake: {error}"),
+                };
+                self.transcript.note(&format!("TLS handshake failed: {detail}"));
+                Err(Error::TlsFailed { server, detail })
+            }
+        }
+    }
+
+    /// Authenticates with the mechanism that `auth` names or, for `auto`, the best one that
+    /// both sides support.
+    fn authenticate(&mut self, request: &Request<'_>, credentials: &Credentials, capabilities: &Capabilities) -> Result<(), Error> {
+        let encrypted = self.connection.is_tls();
+        if !encrypted && !request.insecure_plaintext_auth {
+            return Err(Error::AuthUnavailable {
+                detail: "the connection is not encrypted, because the server offered no STARTTLS, and credentials are never sent in plain text. Use tls=starttls or tls=implicit, or set insecure_plaintext_auth=1 for a trusted local relay".into(),
+                reply: None,
+            });
+        }
+
+        let Some(offered) = capabilities.parameters("AUTH") else {
+            let hint = if encrypted { "" } else { "; many servers offer it only after STARTTLS" };
+            return Err(Error::AuthUnavailable { detail: format!("the server does not offer authentication (no AUTH in its EHLO reply){hint}"), reply: None });
+        };
+        let offered_list = offered.join(" ");
+        let mechanism = match request.auth {
+            AuthChoice::Auto => auth::choose(offered, credentials, encrypted).ok_or_else(|| Error::AuthUnavailable {
+                detail: format!(
+                    "no mechanism in common: the server offers {offered_list}, and this library supports PLAIN, LOGIN and CRAM-MD5 with a password, and XOAUTH2 with oauth_token"
+                ),
+                reply: None,
+            })?,
+            AuthChoice::Only(mechanism) => {
+                if !offered.iter().any(|name| name.eq_ignore_ascii_case(mechanism.name())) {
+                    return Err(Error::AuthUnavailable {
+                        detail: format!("the server does not offer {mechanism}; it offers {offered_list}. Set auth=auto or one of those"),
+                        reply: None,
+                    });
+                }
+                mechanism
+            }
+        };
+        self.sasl_exchange(mechanism, credentials)
+    }
+
+    /// Runs the SASL exchange of one mechanism until the server's final reply.
+    fn sasl_exchange(&mut self, mechanism: Mechanism, credentials: &Credentials) -> Result<(), Error> {
+        let empty = Secret::new(b"");
+        let password = credentials.password.as_ref().unwrap_or(&empty);
+        let token = credentials.oauth_token.as_ref().unwrap_or(&empty);
+
+        let initial_response = match mechanism {
+            Mechanism::Plain => Some(auth::plain_response(&credentials.user, password)),
+            Mechanism::XOAuth2 => Some(auth::xoauth2_response(&credentials.user, token)),
+            Mechanism::Login | Mechanism::CramMd5 => None,
+        };
+        let mut reply = self.command(&Command::Auth { mechanism, initial_response }, Step::Auth)?;
+
+        // The JSON error that an XOAUTH2 server sends in a 334 challenge before it fails.
+        let mut server_error = None;
+        let mut challenges = 0;
+        while reply.code == 334 {
+            challenges += 1;
+            let challenge = reply.lines.first().map(String::as_str).unwrap_or("");
+            let response = match (mechanism, challenges) {
+                (Mechanism::Login, 1) => Some(auth::login_response(credentials.user.as_bytes())),
+                (Mechanism::Login, 2) => Some(auth::login_response(password.expose())),
+                (Mechanism::CramMd5, 1) => auth::cram_md5_response(challenge, &credentials.user, password),
+                (Mechanism::XOAuth2, 1) => {
+                    server_error = auth::decode_challenge(challenge);
+                    Some(Secret::new(b""))
+                }
+                _ => None,
+            };
+            // An unexpected or undecodable challenge cancels the exchange with "*".
+            let response = response.unwrap_or_else(|| Secret::new(b"*"));
+            reply = self.command(&Command::AuthResponse(response), Step::Auth)?;
+        }
+
+        if reply.code == 235 || reply.is_positive() {
+            return Ok(());
+        }
+        // 534 (mechanism too weak) and 538 (encryption required) say that this way of
+        // authenticating cannot work here, whatever the password.
+        if reply.code == 534 || reply.code == 538 {
+            return Err(Error::AuthUnavailable { detail: format!("the server refused {mechanism}: {reply}"), reply: Some(reply) });
+        }
+        Err(Error::AuthFailed { user: credentials.user.clone(), mechanism, reply, detail: server_error })
+    }
+
     /// Sends RCPT TO for each recipient and sorts them into accepted and refused.
-    fn recipients(&mut self, recipients: &[Address]) -> Result<(Vec<Address>, Vec<Refusal>), Error> {
+    fn recipients(&mut self, recipients: &[Address]) -> Result<RecipientReplies, Error> {
         let mut accepted = Vec::new();
         let mut refused = Vec::new();
         for recipient in recipients {
             let reply = self.command(&Command::RcptTo(recipient.clone()), Step::RcptTo)?;
             if reply.is_positive() {
-                accepted.push(recipient.clone());
+                accepted.push((recipient.clone(), reply.code));
             } else {
                 refused.push(Refusal { recipient: recipient.clone(), reply });
             }

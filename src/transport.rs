@@ -8,6 +8,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -85,9 +86,29 @@ pub struct ConnectAttempt {
     pub error: io::Error,
 }
 
+/// The byte stream under a session: plain TCP, or TLS over it after an upgrade.
+enum Stream {
+    Plain(Socket),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Socket>>),
+    /// Only while an upgrade takes the socket out of `Plain`.
+    Upgrading,
+}
+
+/// Why a TLS handshake failed.
+#[derive(Debug)]
+pub enum TlsFailure {
+    TimedOut,
+    /// The peer closed the connection or the socket failed.
+    Io(io::Error),
+    /// rustls rejected the handshake, for example the certificate.
+    Tls(rustls::Error),
+}
+
 /// A connected TCP stream with a read buffer for reply lines.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
+    /// A second handle on the same socket, for timeouts and shutdown while `stream` is TLS.
+    control: TcpStream,
     buffer: Vec<u8>,
     start: usize,
     timeout: Duration,
@@ -118,12 +139,60 @@ impl Connection {
         stream.set_nodelay(true)?;
         disable_sigpipe(&stream)?;
         let local_address = stream.local_addr().ok();
-        Ok(Connection { stream, buffer: Vec::with_capacity(READ_CHUNK), start: 0, timeout, local_address })
+        let control = stream.try_clone()?;
+        Ok(Connection {
+            stream: Stream::Plain(Socket(stream)),
+            control,
+            buffer: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+            timeout,
+            local_address,
+        })
+    }
+
+    /// Reports whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// Describes the negotiated TLS version and cipher suite, such as `TLSv1_3,
+    /// TLS13_AES_256_GCM_SHA384`.
+    pub fn tls_description(&self) -> Option<String> {
+        let Stream::Tls(tls) = &self.stream else { return None };
+        let version = tls.conn.protocol_version()?;
+        let suite = tls.conn.negotiated_cipher_suite()?;
+        Some(format!("{version:?}, {:?}", suite.suite()))
+    }
+
+    /// Runs the TLS handshake on the connection, as the client, within the timeout. The
+    /// caller must first check that no unread input is buffered, because bytes that arrived
+    /// before the handshake would otherwise pass as if they had been encrypted.
+    pub fn start_tls(&mut self, config: Arc<rustls::ClientConfig>, server_name: rustls::pki_types::ServerName<'static>) -> Result<(), TlsFailure> {
+        debug_assert!(!self.has_unread_input());
+        let Stream::Plain(socket) = std::mem::replace(&mut self.stream, Stream::Upgrading) else {
+            return Err(TlsFailure::Io(io::Error::other("the connection is already encrypted")));
+        };
+        let client = rustls::ClientConnection::new(config, server_name).map_err(TlsFailure::Tls)?;
+        let mut tls = Box::new(rustls::StreamOwned::new(client, socket));
+
+        let deadline = Instant::now() + self.timeout;
+        while tls.conn.is_handshaking() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(TlsFailure::TimedOut);
+            }
+            self.control.set_read_timeout(Some(remaining.max(Duration::from_millis(1)))).map_err(TlsFailure::Io)?;
+            if let Err(error) = tls.conn.complete_io(&mut tls.sock) {
+                return Err(classify_tls_io(error));
+            }
+        }
+        self.stream = Stream::Tls(tls);
+        Ok(())
     }
 
     /// Returns the address of the server end of the connection.
     pub fn peer_address(&self) -> Option<SocketAddr> {
-        self.stream.peer_addr().ok()
+        self.control.peer_addr().ok()
     }
 
     /// Returns the local address of the socket, used for an address-literal EHLO name.
@@ -167,13 +236,19 @@ impl Connection {
         }
         // A zero timeout would mean "wait forever" to the socket layer, so keep at least 1 ms.
         let wait = remaining.min(self.timeout).max(Duration::from_millis(1));
-        self.stream.set_read_timeout(Some(wait)).map_err(IoFailure::Io)?;
+        self.control.set_read_timeout(Some(wait)).map_err(IoFailure::Io)?;
 
         let old_len = self.buffer.len();
         let room = (MAX_LINE_LENGTH + 1).saturating_sub(old_len - self.start).clamp(1, READ_CHUNK);
         self.buffer.resize(old_len + room, 0);
         let result = loop {
-            match self.stream.read(&mut self.buffer[old_len..]) {
+            let target = &mut self.buffer[old_len..];
+            let read = match &mut self.stream {
+                Stream::Plain(socket) => socket.read(target),
+                Stream::Tls(tls) => tls.read(target),
+                Stream::Upgrading => Err(io::Error::other("the TLS upgrade failed")),
+            };
+            match read {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
@@ -206,8 +281,12 @@ impl Connection {
 
     /// Writes all bytes, each write bounded by the timeout.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), IoFailure> {
-        let mut writer = NoSigPipeWriter(&self.stream);
-        writer.write_all(bytes).map_err(IoFailure::from_io)
+        let result = match &mut self.stream {
+            Stream::Plain(socket) => socket.write_all(bytes),
+            Stream::Tls(tls) => tls.write_all(bytes).and_then(|()| tls.flush()),
+            Stream::Upgrading => Err(io::Error::other("the TLS upgrade failed")),
+        };
+        result.map_err(IoFailure::from_io)
     }
 
     /// Returns the timeout that bounds each wait.
@@ -215,17 +294,42 @@ impl Connection {
         self.timeout
     }
 
-    /// Closes both directions of the connection. Errors are ignored: the peer may be gone.
-    pub fn shutdown(&self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+    /// Closes the connection, with a TLS close_notify first when encrypted. Errors are
+    /// ignored: the peer may be gone.
+    pub fn shutdown(&mut self) {
+        if let Stream::Tls(tls) = &mut self.stream {
+            tls.conn.send_close_notify();
+            let _ = self.control.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = tls.conn.complete_io(&mut tls.sock);
+        }
+        let _ = self.control.shutdown(Shutdown::Both);
     }
 }
 
-/// Writes to a socket without raising SIGPIPE.
-struct NoSigPipeWriter<'a>(&'a TcpStream);
+/// Maps an I/O error from the handshake, which carries a rustls error when TLS itself failed.
+fn classify_tls_io(error: io::Error) -> TlsFailure {
+    if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+        return TlsFailure::TimedOut;
+    }
+    let is_tls_error = error.get_ref().is_some_and(|inner| inner.is::<rustls::Error>());
+    if is_tls_error {
+        let inner = error.into_inner().expect("checked above");
+        return TlsFailure::Tls(*inner.downcast::<rustls::Error>().expect("checked above"));
+    }
+    TlsFailure::Io(error)
+}
+
+/// A TCP socket whose writes never raise SIGPIPE.
+struct Socket(TcpStream);
+
+impl Read for Socket {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buffer)
+    }
+}
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly", target_os = "illumos", target_os = "solaris"))]
-impl Write for NoSigPipeWriter<'_> {
+impl Write for Socket {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         // SAFETY: the descriptor belongs to a live TcpStream borrowed for this call, and the
@@ -244,13 +348,13 @@ impl Write for NoSigPipeWriter<'_> {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly", target_os = "illumos", target_os = "solaris")))]
-impl Write for NoSigPipeWriter<'_> {
+impl Write for Socket {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(bytes)
+        self.0.write(bytes)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        (&*self.0).flush()
+        self.0.flush()
     }
 }
 

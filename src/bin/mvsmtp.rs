@@ -1,16 +1,26 @@
 //! `mvsmtp`: send a message from the command line through libmvsmtp.
 //!
 //! The exit status is the library's status code (0 for sent), the error goes to stderr, and
-//! `--transcript` prints the conversation on stdout.
+//! `--transcript` prints the conversation on stdout. Passwords and tokens are never taken as
+//! arguments, which other users could read with `ps`: they come from a profile, an
+//! environment variable or a file.
 
+use std::ffi::OsString;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use mvsmtp::ffi::{calls, diagnostics, status};
+use mvsmtp::options::OPTION_NAMES;
 use mvsmtp::request::RawRequest;
+
+/// Environment variable read for the password when set.
+const PASSWORD_ENV: &str = "MVSMTP_PASSWORD";
+
+/// Environment variable read for the OAuth 2.0 access token when set.
+const TOKEN_ENV: &str = "MVSMTP_OAUTH_TOKEN";
 
 #[derive(Parser)]
 #[command(name = "mvsmtp", version, about = "Send e-mail over SMTP with libmvsmtp")]
@@ -23,20 +33,20 @@ struct Cli {
 enum Command {
     /// Send one message, read from standard input or --file, as it goes after DATA:
     /// headers, a blank line, then the text.
-    Send(SendArgs),
+    Send(Box<SendArgs>),
     /// List the status codes that the exit status can take.
     Statuses,
 }
 
 #[derive(clap::Args)]
 struct SendArgs {
-    /// Mail server host name or IP address.
+    /// Mail server host name or IP address (or set host in a profile).
     #[arg(long)]
-    host: String,
+    host: Option<String>,
 
-    /// Server port; 0 means 25.
-    #[arg(long, default_value_t = 25)]
-    port: i64,
+    /// Server port. The default is 25, or 465 with --tls implicit.
+    #[arg(long, allow_negative_numbers = true)]
+    port: Option<String>,
 
     /// Name to give in EHLO; defaults to this machine's host name.
     #[arg(long)]
@@ -44,21 +54,51 @@ struct SendArgs {
 
     /// Envelope sender; "" sends the null sender <>.
     #[arg(long)]
-    from: String,
+    from: OsString,
 
-    /// Recipients, separated by ',' or ';'. Repeat the option for more.
+    /// Recipients, separated by ',', ';' or a value mark (byte 0xFD or U+F8FD). Repeat the
+    /// option for more.
     #[arg(long, required = true)]
-    to: Vec<String>,
+    to: Vec<OsString>,
 
-    /// Seconds to wait for connecting and for each reply (1 to 3600).
+    /// Seconds to wait for connecting, the TLS handshake, each write and each reply (1 to 3600).
     #[arg(long)]
     timeout: Option<String>,
+
+    /// TLS mode: none, starttls, implicit or opportunistic.
+    #[arg(long)]
+    tls: Option<String>,
+
+    /// User name for authentication. The password comes from a profile, the
+    /// MVSMTP_PASSWORD environment variable or --password-file.
+    #[arg(long)]
+    user: Option<String>,
+
+    /// File whose first line is the password.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+
+    /// File whose first line is an OAuth 2.0 access token (for XOAUTH2); the
+    /// MVSMTP_OAUTH_TOKEN environment variable works too.
+    #[arg(long)]
+    oauth_token_file: Option<PathBuf>,
+
+    /// Named block of options in the configuration file ($MVSMTP_CONFIG, ~/.mvsmtp.conf or
+    /// /etc/mvsmtp.conf).
+    #[arg(long)]
+    profile: Option<String>,
+
+    /// Any library option as NAME=VALUE, such as tls_ca_file=/etc/ssl/my-ca.pem. Repeatable.
+    /// Not for password or oauth_token.
+    #[arg(long = "option", short = 'o', value_name = "NAME=VALUE")]
+    options: Vec<String>,
 
     /// Read the message from this file instead of standard input.
     #[arg(long)]
     file: Option<PathBuf>,
 
-    /// Print the SMTP conversation on standard output (the body appears only as its size).
+    /// Print the SMTP conversation on standard output (the body appears only as its size,
+    /// and credentials are hidden).
     #[arg(long)]
     transcript: bool,
 }
@@ -84,31 +124,25 @@ fn main() -> ExitCode {
 }
 
 fn send(args: &SendArgs) -> i32 {
-    if let Some(timeout) = &args.timeout {
-        let code = calls::set_option(Some(b"timeout"), Some(timeout.as_bytes()));
-        if code != status::SMTP_OK {
-            return report_failure(code, false);
-        }
-    }
+    let entries = match option_entries(args) {
+        Ok(entries) => entries,
+        Err(message) => return usage_error(&message),
+    };
 
-    let body = match read_message(args.file.as_ref()) {
+    let body = match read_message(args.file.as_deref()) {
         Ok(body) => body,
         Err(error) => {
             let source = args.file.as_ref().map_or("standard input".to_owned(), |path| path.display().to_string());
-            eprintln!("mvsmtp: SMTP_INVALID_ARGUMENT: reading the message from {source} failed: {error}");
-            return status::SMTP_INVALID_ARGUMENT;
+            return usage_error(&format!("reading the message from {source} failed: {error}"));
         }
     };
 
-    let recipients = args.to.join(",");
-    let code = calls::send(RawRequest {
-        host: Some(args.host.as_bytes()),
-        port: args.port,
-        helo: args.helo.as_deref().map(str::as_bytes),
-        from: Some(args.from.as_bytes()),
-        to: Some(recipients.as_bytes()),
-        body: Some(&body),
-    });
+    let from = os_bytes(&args.from);
+    let recipients: Vec<Vec<u8>> = args.to.iter().map(|to| os_bytes(to)).collect();
+    let to = recipients.join(&b","[..]);
+
+    let borrowed: Vec<(&[u8], &[u8])> = entries.iter().map(|(name, value)| (name.as_bytes(), value.as_slice())).collect();
+    let code = calls::send_with_entries(&borrowed, RawRequest { from: Some(&from), to: Some(&to), body: Some(&body) });
 
     if args.transcript {
         let mut stdout = io::stdout().lock();
@@ -116,12 +150,68 @@ fn send(args: &SendArgs) -> i32 {
         let _ = stdout.flush();
     }
     if code != status::SMTP_OK {
-        return report_failure(code, true);
+        report_failure(code);
     }
     code
 }
 
-fn read_message(file: Option<&PathBuf>) -> io::Result<Vec<u8>> {
+/// Collects the library options from the arguments, the environment and the secret files,
+/// in that order of increasing precedence for secrets.
+fn option_entries(args: &SendArgs) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    let named = [
+        ("profile", &args.profile),
+        ("host", &args.host),
+        ("port", &args.port),
+        ("helo", &args.helo),
+        ("timeout", &args.timeout),
+        ("tls", &args.tls),
+        ("user", &args.user),
+    ];
+    for (name, value) in named {
+        if let Some(value) = value {
+            entries.push((name.to_owned(), value.clone().into_bytes()));
+        }
+    }
+
+    for option in &args.options {
+        let Some((name, value)) = option.split_once('=') else {
+            return Err(format!("--option \"{option}\" has no '='; write it as NAME=VALUE"));
+        };
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("oauth_token") {
+            return Err(format!(
+                "--option {name}=... is not accepted, because other users can read command lines with ps; use --{}-file, the {} environment variable, or a profile",
+                name.replace('_', "-"),
+                if name.eq_ignore_ascii_case("password") { PASSWORD_ENV } else { TOKEN_ENV }
+            ));
+        }
+        if !OPTION_NAMES.iter().any(|known| known.eq_ignore_ascii_case(name)) {
+            return Err(format!("unknown option \"{name}\"; known options: {}", OPTION_NAMES.join(", ")));
+        }
+        entries.push((name.to_owned(), value.as_bytes().to_vec()));
+    }
+
+    for (name, variable, file) in [("password", PASSWORD_ENV, &args.password_file), ("oauth_token", TOKEN_ENV, &args.oauth_token_file)] {
+        if let Some(value) = std::env::var_os(variable).filter(|value| !value.is_empty()) {
+            entries.push((name.to_owned(), os_bytes(&value)));
+        }
+        if let Some(path) = file {
+            let secret = read_secret_file(path).map_err(|error| format!("reading {} failed: {error}", path.display()))?;
+            entries.push((name.to_owned(), secret));
+        }
+    }
+    Ok(entries)
+}
+
+/// Reads the first line of a secret file, without its line ending.
+fn read_secret_file(path: &Path) -> io::Result<Vec<u8>> {
+    let content = std::fs::read(path)?;
+    let first_line = content.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    Ok(first_line.strip_suffix(b"\r").unwrap_or(first_line).to_vec())
+}
+
+fn read_message(file: Option<&Path>) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     match file {
         Some(path) => body = std::fs::read(path)?,
@@ -132,15 +222,32 @@ fn read_message(file: Option<&PathBuf>) -> io::Result<Vec<u8>> {
     Ok(body)
 }
 
-fn report_failure(code: i32, with_reply: bool) -> i32 {
+/// Returns the bytes of an argument as the operating system passed them, so that a value
+/// mark byte (0xFD) from a system without NLS survives.
+#[cfg(unix)]
+fn os_bytes(value: &std::ffi::OsStr) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    value.as_bytes().to_vec()
+}
+
+#[cfg(not(unix))]
+fn os_bytes(value: &std::ffi::OsStr) -> Vec<u8> {
+    value.to_string_lossy().into_owned().into_bytes()
+}
+
+fn usage_error(message: &str) -> i32 {
+    eprintln!("mvsmtp: SMTP_INVALID_ARGUMENT: {message}");
+    status::SMTP_INVALID_ARGUMENT
+}
+
+fn report_failure(code: i32) {
     let name = status::status_name(code).to_string_lossy();
     let reply_code = diagnostics::last_reply_code();
-    if with_reply && reply_code != 0 {
+    if reply_code != 0 {
         eprintln!("mvsmtp: {name} (reply {reply_code}): {}", diagnostics::last_error());
     } else {
         eprintln!("mvsmtp: {name}: {}", diagnostics::last_error());
     }
-    code
 }
 
 fn exit_code(code: i32) -> ExitCode {

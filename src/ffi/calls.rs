@@ -2,25 +2,28 @@
 //! line tool calls these directly, so it takes the same path as a C caller.
 
 use std::ffi::c_int;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
+use std::time::SystemTime;
 
 use super::diagnostics;
-use super::status::{status_of, SMTP_OK, SMTP_PARTIAL};
+use super::status::{status_name, status_of, SMTP_OK, SMTP_PARTIAL};
+use crate::audit::{self, AuditRecord};
 use crate::error::{list_refusals, Error};
-use crate::options::Settings;
-use crate::request::{RawRequest, Request};
-use crate::session;
+use crate::options::{self, Entry, Options};
+use crate::profile;
+use crate::request::{self, RawRequest, Request};
+use crate::session::{self, Delivery};
 use crate::transcript::Transcript;
 
 /// Process-wide defaults set by `smtp_set_option`. Each call copies them when it starts,
 /// so a change affects only calls that start afterwards, on every thread.
-static DEFAULTS: Mutex<Settings> = Mutex::new(Settings { timeout: crate::request::DEFAULT_TIMEOUT });
+static DEFAULTS: LazyLock<Mutex<Options>> = LazyLock::new(|| Mutex::new(Options::default()));
 
 /// Returns a copy of the process-wide defaults.
-pub fn defaults() -> Settings {
-    // A panic while the lock was held cannot leave a Settings half-written, so a poisoned
-    // lock still holds a usable value.
-    *DEFAULTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+pub fn defaults() -> Options {
+    // A panic while the lock was held cannot leave the options half-written, because each
+    // change is applied to a copy first, so a poisoned lock still holds a usable value.
+    DEFAULTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
 }
 
 /// Sets one process-wide default and records the outcome as the thread's last call.
@@ -30,10 +33,172 @@ pub fn set_option(name: Option<&[u8]>, value: Option<&[u8]>) -> c_int {
         (_, None) => Err(Error::InvalidArgument("Missing argument: value is NULL. Pass \"\" to restore the default.".into())),
         (Some(name), Some(value)) => {
             let mut defaults = DEFAULTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let mut updated = *defaults;
+            let mut updated = defaults.clone();
             updated.set(name, value).map(|()| *defaults = updated)
         }
     };
+    finish_without_send(result)
+}
+
+/// Sends with `smtp_send`'s arguments: host, port and helo override the defaults and any
+/// profile named in them.
+pub fn send(host: Option<&[u8]>, port: i64, helo: Option<&[u8]>, raw: RawRequest<'_>) -> c_int {
+    let options = merged_options(&[], |options| {
+        let Some(host) = host else {
+            return Err(Error::InvalidArgument("Missing argument: host is NULL. Pass the mail server's host name or IP address.".into()));
+        };
+        request::validate_host(host)?;
+        options.set(b"host", host)?;
+        options.port = Some(request::validate_port(port)?);
+        options.helo = match helo {
+            None | Some(b"") => None,
+            Some(name) => Some(request::validate_helo(name)?),
+        };
+        Ok(())
+    });
+    send_with_options(options, raw)
+}
+
+/// Sends with `smtp_send_with`'s options list on top of the defaults and any profile.
+pub fn send_with(list: Option<&[u8]>, raw: RawRequest<'_>) -> c_int {
+    match options::parse_list(list.unwrap_or(b"")) {
+        Ok(entries) => send_with_entries(&entries, raw),
+        Err(error) => finish_without_send(Err(error)),
+    }
+}
+
+/// Sends with `(name, value)` options on top of the defaults and any profile.
+pub fn send_with_entries(entries: &[Entry<'_>], raw: RawRequest<'_>) -> c_int {
+    let options = merged_options(entries, |options| {
+        for (name, value) in entries {
+            options.set(name, value)?;
+        }
+        Ok(())
+    });
+    send_with_options(options, raw)
+}
+
+/// Builds the options of one call: the defaults, then the profile that the call or the
+/// defaults name, then the call's own settings, which `apply` writes.
+fn merged_options(call_entries: &[Entry<'_>], apply: impl FnOnce(&mut Options) -> Result<(), Error>) -> Result<Options, Error> {
+    let mut options = defaults();
+
+    let mut profile_name = options.profile.clone();
+    for (name, value) in call_entries {
+        if std::str::from_utf8(name).is_ok_and(|name| name.trim().eq_ignore_ascii_case("profile")) {
+            let mut scratch = Options::default();
+            scratch.set(b"profile", value)?;
+            profile_name = scratch.profile;
+        }
+    }
+
+    if let Some(name) = profile_name {
+        let loaded = profile::load_profile(&name)?;
+        for (option, value) in &loaded.entries {
+            if option.eq_ignore_ascii_case("profile") {
+                return Err(Error::InvalidArgument(format!(
+                    "Profile \"{name}\" in {} sets profile, but a profile cannot include another one.",
+                    loaded.path.display()
+                )));
+            }
+            options.set(option.as_bytes(), value.as_bytes()).map_err(|error| match error {
+                Error::InvalidArgument(message) => {
+                    Error::InvalidArgument(format!("In profile \"{name}\" of {}: {message}", loaded.path.display()))
+                }
+                other => other,
+            })?;
+        }
+    }
+
+    apply(&mut options)?;
+    Ok(options)
+}
+
+/// Validates the request, sends it, writes the audit line, and records the thread's result.
+fn send_with_options(options: Result<Options, Error>, raw: RawRequest<'_>) -> c_int {
+    let mut transcript = Transcript::new();
+    let options = match options {
+        Ok(options) => options,
+        Err(error) => return finish_without_send(Err(error)),
+    };
+    let request = match Request::validate(raw, &options) {
+        Ok(request) => request,
+        Err(error) => return finish_without_send(Err(error)),
+    };
+
+    let outcome = session::send(&request, &mut transcript);
+    let (status, reply_code, message) = summarize(&outcome);
+
+    if let Some(path) = &options.log_file {
+        let line = audit::format_line(&audit_record(&request, &outcome, status));
+        if let Err(error) = audit::append_line(path, &line) {
+            transcript.note(&format!("Writing the audit line to {} failed: {error}", path.display()));
+        }
+    }
+
+    diagnostics::record_message(&message, reply_code, transcript.as_str());
+    status
+}
+
+/// Returns the status, the deciding reply code and the error line of an outcome.
+fn summarize(outcome: &Result<Delivery, Error>) -> (c_int, u16, String) {
+    match outcome {
+        Ok(delivery) if delivery.refused.is_empty() => (SMTP_OK, delivery.reply.code, String::new()),
+        Ok(delivery) => {
+            let message = format!(
+                "The message was sent to {} of {} recipients. The server rejected {}. {}",
+                delivery.accepted.len(),
+                delivery.accepted.len() + delivery.refused.len(),
+                list_refusals(&delivery.refused),
+                if delivery.refused.iter().all(|refusal| refusal.reply.is_permanent()) {
+                    "Check those addresses."
+                } else {
+                    "Temporary refusals (4xx) may succeed if sent again later."
+                }
+            );
+            (SMTP_PARTIAL, delivery.refused[0].reply.code, message)
+        }
+        Err(error) => (status_of(error), error.reply().map_or(0, |reply| reply.code), error.to_string()),
+    }
+}
+
+fn audit_record(request: &Request<'_>, outcome: &Result<Delivery, Error>, status: c_int) -> AuditRecord {
+    let recipients = request
+        .recipients
+        .iter()
+        .map(|recipient| {
+            let code = match outcome {
+                Ok(delivery) => delivery
+                    .accepted
+                    .iter()
+                    .find(|(accepted, _)| accepted == recipient)
+                    .map(|(_, code)| *code)
+                    .or_else(|| delivery.refused.iter().find(|refusal| &refusal.recipient == recipient).map(|refusal| refusal.reply.code)),
+                Err(Error::RecipientsRejected(refusals)) => {
+                    refusals.iter().find(|refusal| &refusal.recipient == recipient).map(|refusal| refusal.reply.code)
+                }
+                Err(_) => None,
+            };
+            (recipient.to_string(), code.unwrap_or(0))
+        })
+        .collect();
+    let reply = match outcome {
+        Ok(delivery) => Some(delivery.reply.one_line()),
+        Err(error) => error.reply().map(|reply| reply.one_line()),
+    };
+    AuditRecord {
+        time: SystemTime::now(),
+        server: format!("{}:{}", request.host, request.port),
+        sender: request.sender.as_ref().map(ToString::to_string).unwrap_or_default(),
+        recipients,
+        status: status_name(status).to_str().unwrap_or("SMTP_UNKNOWN_STATUS"),
+        reply,
+        message_id: audit::message_id(request.body),
+    }
+}
+
+/// Records the result of a call that sent nothing: a settings change or an invalid argument.
+fn finish_without_send(result: Result<(), Error>) -> c_int {
     match result {
         Ok(()) => {
             diagnostics::record_success(0, "");
@@ -41,37 +206,6 @@ pub fn set_option(name: Option<&[u8]>, value: Option<&[u8]>) -> c_int {
         }
         Err(error) => {
             diagnostics::record_error(&error, 0, "");
-            status_of(&error)
-        }
-    }
-}
-
-/// Validates and sends one message with the process-wide defaults, records the result as
-/// the thread's last call, and returns the status.
-pub fn send(raw: RawRequest<'_>) -> c_int {
-    let settings = defaults();
-    let mut transcript = Transcript::new();
-
-    let outcome = Request::validate(raw, settings.timeout).and_then(|request| session::send(&request, &mut transcript));
-
-    match outcome {
-        Ok(delivery) if delivery.refused.is_empty() => {
-            diagnostics::record_success(delivery.reply.code, transcript.as_str());
-            SMTP_OK
-        }
-        Ok(delivery) => {
-            let message = format!(
-                "The message was sent to {} of {} recipients. The server rejected {}. Check those addresses.",
-                delivery.accepted.len(),
-                delivery.accepted.len() + delivery.refused.len(),
-                list_refusals(&delivery.refused)
-            );
-            diagnostics::record_message(&message, delivery.refused[0].reply.code, transcript.as_str());
-            SMTP_PARTIAL
-        }
-        Err(error) => {
-            let reply_code = error.reply().map_or(0, |reply| reply.code);
-            diagnostics::record_error(&error, reply_code, transcript.as_str());
             status_of(&error)
         }
     }

@@ -60,26 +60,54 @@ pub unsafe extern "C" fn smtp_send(
 ) -> c_int {
     guard::status_call(|| {
         // SAFETY: the caller guarantees each pointer is NULL or a valid C string.
-        let raw = unsafe {
-            RawRequest {
-                host: bytes_of(host),
-                port: i64::from(port),
-                helo: bytes_of(helo),
-                from: bytes_of(from),
-                to: bytes_of(to),
-                body: bytes_of(body),
-            }
-        };
-        calls::send(raw)
+        let (host, helo, raw) = unsafe { (bytes_of(host), bytes_of(helo), RawRequest { from: bytes_of(from), to: bytes_of(to), body: bytes_of(body) }) };
+        calls::send(host, i64::from(port), helo, raw)
+    })
+}
+
+/// Sends one message with options given for this call, and waits for the result.
+///
+/// `options` is a list of `name=value` entries, one per line. Lines may be separated by LF,
+/// CRLF or attribute marks (byte 0xFE, or U+F8FE in UTF-8), so BASIC can build the list as
+/// a dynamic array. The first `=` ends the name, so a value may contain `=`, `;` and spaces.
+/// NULL or "" means no options. The names are those of `smtp_set_option`, and `host` must
+/// be set here, in the defaults or in a profile. `profile=NAME` loads the named block of
+/// the configuration file first, and the other entries here override it. Entries here
+/// override the process-wide defaults for this call only.
+///
+/// `from`, `to` and `body` are as for `smtp_send`. Returns a status as `smtp_send` does.
+///
+/// # Safety
+/// Each pointer must be NULL or point to a NUL-terminated string that stays valid for the
+/// duration of the call.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_send_with(options: *const c_char, from: *const c_char, to: *const c_char, body: *const c_char) -> c_int {
+    guard::status_call(|| {
+        // SAFETY: the caller guarantees each pointer is NULL or a valid C string.
+        let (options, raw) = unsafe { (bytes_of(options), RawRequest { from: bytes_of(from), to: bytes_of(to), body: bytes_of(body) }) };
+        calls::send_with(options, raw)
     })
 }
 
 /// Sets a process-wide default for later calls from every thread. Calls already running
-/// keep the settings they started with.
+/// keep the settings they started with. A value of "" restores the option's default.
+/// Option names are not case-sensitive.
 ///
-/// Options: `timeout`, in whole seconds from 1 to 3600 (default 30), bounds name
-/// resolution, connecting, and each wait for a reply or a write. A value of "" restores the
-/// default.
+/// - `host`, `port`, `helo`: the server and the EHLO name, for `smtp_send_with`.
+/// - `timeout`: whole seconds from 1 to 3600 (default 30). It bounds name resolution,
+///   connecting, the TLS handshake, and each wait for a reply or a write.
+/// - `tls`: `none`, `starttls` (required), `implicit` or `opportunistic`. The default is
+///   `implicit` on port 465, `starttls` on 587, and on other ports `starttls` when
+///   credentials are set and `none` otherwise.
+/// - `tls_ca_file`: a PEM file of CA certificates trusted besides the system's.
+/// - `tls_server_name`: the name the server certificate must carry, when it differs from host.
+/// - `tls_insecure`: 1 turns certificate verification off. Anyone on the path can then read
+///   and change the mail.
+/// - `user`, `password`, `oauth_token`: credentials for AUTH.
+/// - `auth`: `auto` (default), `PLAIN`, `LOGIN`, `CRAM-MD5` or `XOAUTH2`.
+/// - `insecure_plaintext_auth`: 1 allows credentials without TLS.
+/// - `log_file`: a file that gets one audit line per message.
+/// - `profile`: a named block of options in the configuration file.
 ///
 /// Returns `SMTP_OK`, or `SMTP_INVALID_ARGUMENT` for an unknown name, a bad value or a NULL
 /// argument; `smtp_last_error` then names the problem.

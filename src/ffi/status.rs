@@ -35,6 +35,16 @@ pub const SMTP_RECIPIENTS_REJECTED: c_int = 11;
 pub const SMTP_DATA_REJECTED: c_int = 12;
 /// The server refused the message after receiving it (the reply to the final ".").
 pub const SMTP_MESSAGE_REJECTED: c_int = 13;
+/// The TLS handshake or the certificate check failed; the last error says why (unknown
+/// issuer, expired certificate, name mismatch, or no common protocol version).
+pub const SMTP_TLS_FAILED: c_int = 14;
+/// TLS was required but the server does not offer STARTTLS or refused it; nothing was sent.
+pub const SMTP_TLS_UNAVAILABLE: c_int = 15;
+/// The server rejected the credentials (535 and similar replies).
+pub const SMTP_AUTH_FAILED: c_int = 16;
+/// Authentication is not possible: no mechanism in common, or credentials refused for lack
+/// of TLS.
+pub const SMTP_AUTH_UNAVAILABLE: c_int = 17;
 /// The library caught an internal error, such as a panic; the last error describes it.
 pub const SMTP_INTERNAL_ERROR: c_int = 99;
 
@@ -50,6 +60,8 @@ pub fn status_of(error: &Error) -> c_int {
         Error::ServiceClosing { step, .. } => match step {
             Step::Resolve | Step::Connect | Step::Greeting => SMTP_GREETING_REJECTED,
             Step::Ehlo | Step::Helo => SMTP_HELLO_REJECTED,
+            Step::StartTls | Step::TlsHandshake => SMTP_TLS_UNAVAILABLE,
+            Step::Auth => SMTP_AUTH_FAILED,
             Step::MailFrom => SMTP_SENDER_REJECTED,
             Step::RcptTo => SMTP_RECIPIENTS_REJECTED,
             Step::Data => SMTP_DATA_REJECTED,
@@ -61,6 +73,10 @@ pub fn status_of(error: &Error) -> c_int {
         Error::RecipientsRejected(_) => SMTP_RECIPIENTS_REJECTED,
         Error::DataRejected { .. } => SMTP_DATA_REJECTED,
         Error::MessageRejected { .. } => SMTP_MESSAGE_REJECTED,
+        Error::TlsFailed { .. } => SMTP_TLS_FAILED,
+        Error::TlsUnavailable { .. } => SMTP_TLS_UNAVAILABLE,
+        Error::AuthFailed { .. } => SMTP_AUTH_FAILED,
+        Error::AuthUnavailable { .. } => SMTP_AUTH_UNAVAILABLE,
         Error::Internal(_) => SMTP_INTERNAL_ERROR,
     }
 }
@@ -81,6 +97,10 @@ pub const STATUS_NAMES: &[(c_int, &CStr)] = &[
     (SMTP_RECIPIENTS_REJECTED, c"SMTP_RECIPIENTS_REJECTED"),
     (SMTP_DATA_REJECTED, c"SMTP_DATA_REJECTED"),
     (SMTP_MESSAGE_REJECTED, c"SMTP_MESSAGE_REJECTED"),
+    (SMTP_TLS_FAILED, c"SMTP_TLS_FAILED"),
+    (SMTP_TLS_UNAVAILABLE, c"SMTP_TLS_UNAVAILABLE"),
+    (SMTP_AUTH_FAILED, c"SMTP_AUTH_FAILED"),
+    (SMTP_AUTH_UNAVAILABLE, c"SMTP_AUTH_UNAVAILABLE"),
     (SMTP_INTERNAL_ERROR, c"SMTP_INTERNAL_ERROR"),
 ];
 
@@ -128,6 +148,15 @@ mod tests {
             (Error::RecipientsRejected(vec![Refusal { recipient, reply: reply(550) }]), SMTP_RECIPIENTS_REJECTED),
             (Error::DataRejected { reply: reply(554) }, SMTP_DATA_REJECTED),
             (Error::MessageRejected { reply: reply(554) }, SMTP_MESSAGE_REJECTED),
+            (Error::ServiceClosing { step: Step::StartTls, reply: reply(421) }, SMTP_TLS_UNAVAILABLE),
+            (Error::ServiceClosing { step: Step::Auth, reply: reply(421) }, SMTP_AUTH_FAILED),
+            (Error::TlsFailed { server: "s".into(), detail: "d".into() }, SMTP_TLS_FAILED),
+            (Error::TlsUnavailable { mode: crate::tls::TlsMode::StartTls, detail: "d".into(), reply: None }, SMTP_TLS_UNAVAILABLE),
+            (
+                Error::AuthFailed { user: "u".into(), mechanism: crate::auth::Mechanism::Plain, reply: reply(535), detail: None },
+                SMTP_AUTH_FAILED,
+            ),
+            (Error::AuthUnavailable { detail: "d".into(), reply: None }, SMTP_AUTH_UNAVAILABLE),
             (Error::Internal("x".into()), SMTP_INTERNAL_ERROR),
         ]
     }
