@@ -40,6 +40,19 @@ pub fn send(host: &str, port: u16, from: &str, to: &[u8], body: &[u8]) -> Outcom
     send_raw(Some(host.as_bytes()), c_int::from(port), None, Some(from.as_bytes()), Some(to), Some(body))
 }
 
+/// Calls `smtp_send_with` with an options list, as a C program does.
+pub fn send_with(options: &str, from: &str, to: &str, body: &[u8]) -> Outcome {
+    let strings = [options.as_bytes(), from.as_bytes(), to.as_bytes(), body].map(|bytes| CString::new(bytes).expect("test strings have no NUL"));
+    // SAFETY: every pointer is a live C string owned by `strings`.
+    let status = unsafe { ffi::smtp_send_with(strings[0].as_ptr(), strings[1].as_ptr(), strings[2].as_ptr(), strings[3].as_ptr()) };
+    collect(status)
+}
+
+/// Returns the folder of the Postfix test server's state: its CA and certificates.
+pub fn test_state_dir() -> PathBuf {
+    PathBuf::from(std::env::var("MVSMTP_TEST_STATE").unwrap_or_else(|_| "/tmp/mvsmtp-postfix".into()))
+}
+
 /// Reads the calling thread's diagnostics after a call.
 pub fn collect(status: c_int) -> Outcome {
     // SAFETY: the library returns NUL-terminated strings that stay valid until the next call
@@ -93,8 +106,19 @@ impl TestServer {
             .unwrap_or_else(|| panic!("no message for {recipient} arrived in {} within 10 s", self.maildir.join("new").display()))
     }
 
+    /// Waits like [`TestServer::delivered`] and returns the whole file, the lines Postfix
+    /// added included.
+    pub fn delivered_raw(&self, recipient: &str) -> Vec<u8> {
+        self.find_delivery(recipient, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no message for {recipient} arrived in {} within 10 s", self.maildir.join("new").display()))
+    }
+
     /// Like [`TestServer::delivered`], with a chosen wait; `None` when nothing arrived.
     pub fn try_delivered(&self, recipient: &str, wait: Duration) -> Option<Vec<u8>> {
+        self.find_delivery(recipient, wait).map(|bytes| strip_added_headers(&bytes))
+    }
+
+    fn find_delivery(&self, recipient: &str, wait: Duration) -> Option<Vec<u8>> {
         let marker = format!("X-Original-To: {recipient}\n");
         let deadline = Instant::now() + wait;
         loop {
@@ -103,7 +127,7 @@ impl TestServer {
                     let Ok(bytes) = std::fs::read(entry.path()) else { continue };
                     let head_len = bytes.len().min(4096);
                     if contains(&bytes[..head_len], marker.as_bytes()) {
-                        return Some(strip_added_headers(&bytes));
+                        return Some(bytes);
                     }
                 }
             }
