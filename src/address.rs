@@ -73,7 +73,7 @@ pub fn parse_recipients(value: &[u8]) -> Result<Vec<Address>, AddressError> {
         .map(parse_entry)
         .collect::<Result<Vec<_>, _>>()?;
     if recipients.is_empty() {
-        return Err(invalid(value, "has no recipient address"));
+        return Err(invalid(value, "contains no address; pass at least one, such as user@example.com"));
     }
     Ok(recipients)
 }
@@ -134,6 +134,9 @@ fn parse_entry(entry: &[u8]) -> Result<Address, AddressError> {
     let Some(open) = find_unquoted(entry, b'<') else {
         return validate_address(entry, entry);
     };
+    if !entry[open..].contains(&b'>') {
+        return Err(invalid(entry, "has a '<' without a closing '>'; write it as Name <user@example.com>"));
+    }
     if entry.last() != Some(&b'>') {
         return Err(invalid(entry, "has text after the closing '>'; write it as Name <user@example.com>"));
     }
@@ -151,7 +154,7 @@ fn validate_address(address: &[u8], entry: &[u8]) -> Result<Address, AddressErro
         return Err(invalid(entry, "contains non-ASCII characters; only ASCII e-mail addresses are supported"));
     }
     let Some(at) = address.iter().rposition(|&b| b == b'@') else {
-        return Err(invalid(entry, "has no '@'; write the address as user@example.com"));
+        return Err(invalid(entry, "has no '@'; write the address as user@example.com, and put a name that contains a comma in double quotes"));
     };
     let (local, domain) = (&address[..at], &address[at + 1..]);
 
@@ -368,6 +371,12 @@ mod tests {
         let error = parse_recipients(b"a@x.test\r\nRCPT TO:<b@x.test>").unwrap_err();
         assert!(error.problem.contains("CR"), "{}", error.problem);
         assert_eq!(error.value, "a@x.test\\r\\nRCPT TO:<b@x.test>");
+    }
+
+    #[test]
+    fn unclosed_angle_bracket_named() {
+        let error = parse_recipients(b"Name <you@example.test").unwrap_err();
+        assert!(error.problem.contains("without a closing '>'"), "{}", error.problem);
     }
 
     #[test]

@@ -151,7 +151,7 @@ pub enum Error {
     #[error("The server rejected the sender <{}> at MAIL FROM: {reply}. {}", sender.as_ref().map(Address::as_str).unwrap_or(""), hint(reply, "Check the from address; the server may require authentication or a sender in its own domain"))]
     SenderRejected { sender: Option<Address>, reply: Reply },
 
-    #[error("The server rejected every recipient: {}. Check the addresses.", list_refusals(.0))]
+    #[error("The server rejected every recipient: {}. {}", list_refusals(.0), refusal_advice(.0))]
     RecipientsRejected(Vec<Refusal>),
 
     #[error("The server rejected DATA: {reply}. {}", hint(reply, "Check the server's log for the reason"))]
@@ -179,6 +179,15 @@ impl Error {
             Error::RecipientsRejected(refusals) => refusals.first().map(|refusal| &refusal.reply),
             _ => None,
         }
+    }
+}
+
+/// Advises on refused recipients: check the addresses, or retry when every refusal was temporary.
+pub fn refusal_advice(refusals: &[Refusal]) -> &'static str {
+    if refusals.iter().any(|refusal| refusal.reply.is_permanent()) {
+        "Check the addresses; any temporary (4xx) refusal may succeed if sent again later."
+    } else {
+        "These refusals are temporary (4xx); send the message again later."
     }
 }
 

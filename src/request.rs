@@ -68,7 +68,7 @@ impl<'a> Request<'a> {
 
         let to = required(raw.to, "to")?;
         let recipients =
-            address::parse_recipients(to).map_err(|error| Error::InvalidArgument(format!("Invalid recipient {error}.")))?;
+            address::parse_recipients(to).map_err(|error| Error::InvalidArgument(format!("Invalid recipient list: {error}.")))?;
 
         let body = required(raw.body, "body")?;
         if let Some(offset) = body.iter().position(|&b| b == 0) {
@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn no_recipient_rejected() {
-        assert!(problem(raw(b""), &options("")).contains("no recipient"));
+        assert!(problem(raw(b""), &options("")).contains("contains no address"));
     }
 
     #[test]

@@ -78,11 +78,10 @@ fn connect(request: &Request<'_>, addresses: &[SocketAddr], transcript: &mut Tra
             if all_timed_out && !attempts.is_empty() {
                 return Err(Error::Timeout { step: Step::Connect, seconds: request.timeout.as_secs() });
             }
-            let detail = attempts
-                .iter()
-                .map(|attempt| format!("{}: {}", attempt.address, attempt.error))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let detail = match attempts.as_slice() {
+                [only] => only.error.to_string(),
+                _ => attempts.iter().map(|attempt| format!("{}: {}", attempt.address, attempt.error)).collect::<Vec<_>>().join(", "),
+            };
             Err(Error::ConnectFailed { host: request.host.clone(), port: request.port, detail })
         }
     }

@@ -67,7 +67,13 @@ pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAdd
     match receiver.recv_timeout(timeout) {
         Ok(Ok(addresses)) if addresses.is_empty() => Err(ResolveFailure::Failed("the name has no addresses".into())),
         Ok(Ok(addresses)) => Ok(addresses),
-        Ok(Err(error)) => Err(ResolveFailure::Failed(error.to_string())),
+        Ok(Err(error)) => {
+            // The standard library prefixes the resolver's reason with this phrase, which
+            // repeats what the caller's message already says.
+            let text = error.to_string();
+            let reason = text.strip_prefix("failed to lookup address information: ").unwrap_or(&text);
+            Err(ResolveFailure::Failed(reason.to_owned()))
+        }
         Err(_) => Err(ResolveFailure::TimedOut),
     }
 }

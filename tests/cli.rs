@@ -65,6 +65,27 @@ fn exit_status_is_status_code() {
 }
 
 #[test]
+fn value_mark_byte_separates_recipients() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let server = postfix();
+    let (first, second) = (unique_address("cli-mark1"), unique_address("cli-mark2"));
+    let mut to = first.as_bytes().to_vec();
+    to.push(0xFD);
+    to.extend_from_slice(second.as_bytes());
+    let output = Command::new(env!("CARGO_BIN_EXE_mvsmtp"))
+        .args(["send", "--host", &server.host, "--port", &server.port.to_string(), "--from", "cli@example.test", "--to"])
+        .arg(std::ffi::OsStr::from_bytes(&to))
+        .arg("--file")
+        .arg("/dev/null")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    server.delivered(&first);
+    server.delivered(&second);
+}
+
+#[test]
 fn invalid_recipient_exits_2() {
     let output = mvsmtp(&["send", "--host", "127.0.0.1", "--from", "a@example.test", "--to", "no-at-sign"], b"x\n");
     assert_eq!(output.status.code(), Some(2));
@@ -78,6 +99,14 @@ fn bad_timeout_exits_2() {
     let output = mvsmtp(&["send", "--host", "127.0.0.1", "--from", "a@example.test", "--to", "b@example.test", "--timeout", "soon"], b"x\n");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("timeout"));
+}
+
+#[test]
+fn negative_port_named() {
+    let output = mvsmtp(&["send", "--host", "127.0.0.1", "--port", "-1", "--from", "a@example.test", "--to", "b@example.test"], b"x\n");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("option port"), "{stderr}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use super::diagnostics;
 use super::status::{status_name, status_of, SMTP_OK, SMTP_PARTIAL};
 use crate::audit::{self, AuditRecord};
-use crate::error::{list_refusals, Error};
+use crate::error::{list_refusals, refusal_advice, Error};
 use crate::options::{self, Entry, Options};
 use crate::profile;
 use crate::request::{self, RawRequest, Request};
@@ -101,6 +101,14 @@ fn merged_options(call_entries: &[Entry<'_>], apply: impl FnOnce(&mut Options) -
                     loaded.path.display()
                 )));
             }
+            if !options::OPTION_NAMES.iter().any(|known| known.eq_ignore_ascii_case(option.trim())) {
+                // Not echoed: a mistyped line such as "Secret=part" would show part of a password.
+                return Err(Error::InvalidArgument(format!(
+                    "Profile \"{name}\" in {} has a line with an unknown option name. Known options: {}.",
+                    loaded.path.display(),
+                    options::OPTION_NAMES.join(", ")
+                )));
+            }
             options.set(option.as_bytes(), value.as_bytes()).map_err(|error| match error {
                 Error::InvalidArgument(message) => {
                     Error::InvalidArgument(format!("In profile \"{name}\" of {}: {message}", loaded.path.display()))
@@ -150,11 +158,7 @@ fn summarize(outcome: &Result<Delivery, Error>) -> (c_int, u16, String) {
                 delivery.accepted.len(),
                 delivery.accepted.len() + delivery.refused.len(),
                 list_refusals(&delivery.refused),
-                if delivery.refused.iter().all(|refusal| refusal.reply.is_permanent()) {
-                    "Check those addresses."
-                } else {
-                    "Temporary refusals (4xx) may succeed if sent again later."
-                }
+                refusal_advice(&delivery.refused)
             );
             (SMTP_PARTIAL, delivery.refused[0].reply.code, message)
         }
@@ -188,7 +192,11 @@ fn audit_record(request: &Request<'_>, outcome: &Result<Delivery, Error>, status
     };
     AuditRecord {
         time: SystemTime::now(),
-        server: format!("{}:{}", request.host, request.port),
+        server: if request.host.contains(':') && !request.host.starts_with('[') {
+            format!("[{}]:{}", request.host, request.port)
+        } else {
+            format!("{}:{}", request.host, request.port)
+        },
         sender: request.sender.as_ref().map(ToString::to_string).unwrap_or_default(),
         recipients,
         status: status_name(status).to_str().unwrap_or("SMTP_UNKNOWN_STATUS"),
