@@ -33,7 +33,7 @@ impl fmt::Display for Address {
     }
 }
 
-/// Why an address or an address list is invalid. The text names the offending value.
+/// An invalid address or address list, with the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressError {
     pub value: String,
@@ -181,8 +181,8 @@ fn validate_local_part(local: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// A quoted local part such as `"john smith"`: any printable character, with `\` escaping
-/// the next one.
+/// Checks a quoted local part such as `"john smith"`: any printable character, with `\`
+/// escaping the next one.
 fn validate_quoted_local_part(local: &[u8]) -> Result<(), String> {
     if local.len() < 2 || local.last() != Some(&b'"') {
         return Err("has a quoted part before the '@' that is not closed".into());
@@ -199,7 +199,7 @@ fn validate_quoted_local_part(local: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// A domain name, or an address literal such as `[192.0.2.1]` or `[IPv6:2001:db8::1]`.
+/// Checks a domain name, or an address literal such as `[192.0.2.1]` or `[IPv6:2001:db8::1]`.
 fn validate_domain(domain: &[u8]) -> Result<(), String> {
     if domain.is_empty() {
         return Err("has nothing after the '@'".into());
@@ -229,7 +229,7 @@ pub fn is_domain_name(name: &[u8]) -> bool {
         })
 }
 
-/// The characters of an RFC 5322 dot-atom, apart from the dot itself.
+/// Reports whether a byte belongs to an RFC 5322 dot-atom, apart from the dot itself.
 fn is_atom_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&byte)
 }

@@ -72,7 +72,7 @@ pub fn choose(offered: &[String], credentials: &Credentials, encrypted: bool) ->
     preference.iter().copied().find(|&mechanism| offers(mechanism))
 }
 
-/// The PLAIN initial response: base64 of NUL, user, NUL, password.
+/// Encodes the PLAIN initial response: base64 of NUL, user, NUL, password.
 pub fn plain_response(user: &str, password: &Secret) -> Secret {
     let mut message = Vec::with_capacity(user.len() + password.expose().len() + 2);
     message.push(0);
@@ -84,12 +84,12 @@ pub fn plain_response(user: &str, password: &Secret) -> Secret {
     encoded
 }
 
-/// One step of LOGIN: base64 of the user name or of the password.
+/// Encodes one step of LOGIN: base64 of the user name or of the password.
 pub fn login_response(value: &[u8]) -> Secret {
     Secret::new(BASE64.encode(value).as_bytes())
 }
 
-/// The CRAM-MD5 response to a base64 challenge: base64 of the user, a space, and the
+/// Computes the CRAM-MD5 response to a base64 challenge: base64 of the user, a space, and the
 /// hexadecimal HMAC-MD5 of the challenge keyed with the password. `None` when the challenge
 /// is not valid base64.
 pub fn cram_md5_response(challenge_base64: &str, user: &str, password: &Secret) -> Option<Secret> {
@@ -101,7 +101,7 @@ pub fn cram_md5_response(challenge_base64: &str, user: &str, password: &Secret) 
     Some(Secret::new(BASE64.encode(format!("{user} {hex}")).as_bytes()))
 }
 
-/// The XOAUTH2 initial response: base64 of `user=U ^A auth=Bearer T ^A ^A`.
+/// Encodes the XOAUTH2 initial response: base64 of `user=U ^A auth=Bearer T ^A ^A`.
 pub fn xoauth2_response(user: &str, token: &Secret) -> Secret {
     let mut message = format!("user={user}\x01auth=Bearer ").into_bytes();
     message.extend_from_slice(token.expose());

@@ -30,7 +30,7 @@ pub enum Command {
     AuthResponse(Secret),
 }
 
-/// What the transcript shows in place of credentials.
+/// Placeholder that the transcript shows in place of credentials.
 const HIDDEN: &str = "<credentials hidden>";
 
 impl Command {

@@ -1,6 +1,6 @@
 //! The error type of the engine. Each variant names the step that failed, carries the
-//! server's reply where there was one, and renders as one line that tells the reader what to
-//! do next.
+//! server's reply where there was one, and renders as one line that ends with what to do
+//! next.
 
 use std::fmt;
 

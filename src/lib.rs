@@ -3,7 +3,7 @@
 //!
 //! The crate has two layers. [`ffi`] is the C interface: it checks pointers, guards against
 //! panics, maps errors to status codes and keeps each thread's last result. Everything else
-//! is the engine, plain Rust that knows nothing of C:
+//! is the engine, plain Rust with no C types:
 //!
 //! - [`request`] validates the arguments of one send before anything touches the network;
 //! - [`address`] parses envelope addresses and MultiValue recipient lists;

@@ -18,7 +18,7 @@ use crate::request::DEFAULT_TIMEOUT;
 use crate::secret::Secret;
 use crate::tls::TlsMode;
 
-/// The longest timeout accepted, in seconds.
+/// Maximum timeout, in seconds.
 pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
 
 /// Every option name, in the order the documentation lists them.

@@ -76,7 +76,7 @@ impl fmt::Display for Reply {
     }
 }
 
-/// Why a reply line could not be accepted.
+/// A reply line that could not be accepted, and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyError {
     /// The line does not start with a valid three-digit code followed by a space, a hyphen

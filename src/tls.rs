@@ -17,7 +17,7 @@ use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStor
 
 use crate::error::Error;
 
-/// How a session uses TLS.
+/// The TLS mode of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
     /// Plain SMTP. Credentials are refused unless `insecure_plaintext_auth` is set.
@@ -55,8 +55,8 @@ impl fmt::Display for TlsMode {
     }
 }
 
-/// What a session needs to start TLS: the client configuration and the name the server's
-/// certificate must match.
+/// The client configuration for starting TLS, and the name that the server's certificate
+/// must match.
 #[derive(Clone)]
 pub struct TlsSetup {
     pub config: Arc<ClientConfig>,

@@ -19,7 +19,7 @@ pub const MAX_LINE_LENGTH: usize = 4096;
 
 const READ_CHUNK: usize = 8192;
 
-/// Why a read or write on the connection failed.
+/// A failed read or write on the connection.
 #[derive(Debug)]
 pub enum IoFailure {
     /// The wait for the peer exceeded the timeout.
@@ -78,7 +78,7 @@ pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAdd
     }
 }
 
-/// Why a host name could not be resolved.
+/// A failed host name resolution.
 #[derive(Debug)]
 pub enum ResolveFailure {
     TimedOut,
@@ -100,7 +100,7 @@ enum Stream {
     Upgrading,
 }
 
-/// Why a TLS handshake failed.
+/// A failed TLS handshake.
 #[derive(Debug)]
 pub enum TlsFailure {
     TimedOut,

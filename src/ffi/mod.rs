@@ -1,6 +1,6 @@
 //! The C interface: every exported `smtp_*` function. This layer only turns pointers into
 //! byte slices, runs each body inside the panic guard, and stores each call's result for the
-//! calling thread. Everything else happens in the engine, which knows nothing of C.
+//! calling thread. Everything else happens in the engine, which has no C types.
 
 pub mod calls;
 pub mod diagnostics;
