@@ -168,7 +168,8 @@ int smtp_send(const char *host,
  *
  * `options` is a list of `name=value` entries, one per line. Lines may be separated by LF,
  * CRLF or attribute marks (byte 0xFE, or U+F8FE in UTF-8), so BASIC can build the list as
- * a dynamic array. The first `=` ends the name, so a value may contain `=`, `;` and spaces.
+ * a dynamic array. The first `=` ends the name, so a value may contain `=`, `;` and spaces,
+ * but no line break or attribute mark.
  * NULL or "" means no options. The names are those of `smtp_set_option`, and `host` must
  * be set here, in the defaults or in a profile. `profile=NAME` loads the named block of
  * the configuration file first, and the other entries here override it. Entries here

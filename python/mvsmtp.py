@@ -8,6 +8,14 @@ Usage::
     if status != mvsmtp.SMTP_OK:
         print(mvsmtp.status_name(status), mvsmtp.last_error())
 
+Options such as TLS and credentials go with send_with(), as a dict or a list of
+``name=value`` lines (the names are those of smtp_set_option in include/mvsmtp.h)::
+
+    status = mvsmtp.send_with(
+        {"host": "127.0.0.1", "port": 2587, "tls": "starttls",
+         "user": "app", "password": password},
+        "app@example.test", "user@example.test", "Subject: Hello\\n\\nHello.\\n")
+
 The module loads the shared library when it is imported. It looks in these places:
 
 1. the path in the environment variable ``MVSMTP_LIBRARY``, if it is set;
@@ -23,14 +31,17 @@ The last error, reply code and transcript belong to the calling thread, as in th
 ctypes releases the GIL during each call, so several Python threads can send at once.
 """
 
+import collections.abc
 import ctypes
 import ctypes.util
 import os
 import sys
-from typing import Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 __all__ = [
     "ATTRIBUTE_MARK",
+    "SMTP_AUTH_FAILED",
+    "SMTP_AUTH_UNAVAILABLE",
     "SMTP_CONNECTION_LOST",
     "SMTP_CONNECT_FAILED",
     "SMTP_DATA_REJECTED",
@@ -46,6 +57,8 @@ __all__ = [
     "SMTP_RESOLVE_FAILED",
     "SMTP_SENDER_REJECTED",
     "SMTP_TIMEOUT",
+    "SMTP_TLS_FAILED",
+    "SMTP_TLS_UNAVAILABLE",
     "SmtpError",
     "VALUE_MARK",
     "last_error",
@@ -55,12 +68,14 @@ __all__ = [
     "library_path",
     "send",
     "send_or_raise",
+    "send_with",
+    "send_with_or_raise",
     "set_option",
     "status_name",
     "version",
 ]
 
-# Status codes returned by send() and set_option(), as defined in include/mvsmtp.h.
+# Status codes returned by send(), send_with() and set_option(), as defined in include/mvsmtp.h.
 SMTP_OK = 0
 SMTP_PARTIAL = 1
 SMTP_INVALID_ARGUMENT = 2
@@ -75,6 +90,10 @@ SMTP_SENDER_REJECTED = 10
 SMTP_RECIPIENTS_REJECTED = 11
 SMTP_DATA_REJECTED = 12
 SMTP_MESSAGE_REJECTED = 13
+SMTP_TLS_FAILED = 14
+SMTP_TLS_UNAVAILABLE = 15
+SMTP_AUTH_FAILED = 16
+SMTP_AUTH_UNAVAILABLE = 17
 SMTP_INTERNAL_ERROR = 99
 
 # MultiValue delimiters on a system without NLS. The library also accepts U+F8FD and
@@ -83,6 +102,21 @@ VALUE_MARK = b"\xfd"
 ATTRIBUTE_MARK = b"\xfe"
 
 Text = Union[str, bytes, bytearray]
+OptionValue = Union[str, bytes, bytearray, int, bool]
+Options = Union[Text, Sequence[Text], Mapping[Text, OptionValue], None]
+
+# Attribute marks: byte 0xFE of 8-bit text, and U+F8FE in UTF-8.
+_ATTRIBUTE_MARKS = (b"\xfe", "\uf8fe".encode("utf-8"))
+
+# Bytes that end an entry of an options list in the library, with their names for errors.
+# NUL ends the C string, so the library would never see the rest.
+_OPTION_SEPARATORS = (
+    (b"\n", "a line feed (LF)"),
+    (b"\r", "a carriage return (CR)"),
+    (b"\x00", "a NUL character"),
+    (_ATTRIBUTE_MARKS[0], "an attribute mark (byte 0xFE)"),
+    (_ATTRIBUTE_MARKS[1], "an attribute mark (U+F8FE)"),
+)
 
 _C_INT_MIN = -(2**31)
 _C_INT_MAX = 2**31 - 1
@@ -140,6 +174,14 @@ def _declare_functions(lib) -> None:
         ctypes.c_char_p,  # body
     ]
     lib.smtp_send.restype = ctypes.c_int
+
+    lib.smtp_send_with.argtypes = [
+        ctypes.c_char_p,  # options
+        ctypes.c_char_p,  # from
+        ctypes.c_char_p,  # to
+        ctypes.c_char_p,  # body
+    ]
+    lib.smtp_send_with.restype = ctypes.c_int
 
     lib.smtp_last_reply_code.argtypes = []
     lib.smtp_last_reply_code.restype = ctypes.c_int
@@ -237,15 +279,110 @@ def send(
     )
 
 
-def set_option(name: Text, value: Union[Text, int, None]) -> int:
+def _option_value_to_c_string(value: Optional[OptionValue], argument: str) -> Optional[bytes]:
+    """Convert an option value to bytes: an int as its decimal text, a bool as "1" or "0"."""
+    # bool is checked first because it is a subclass of int.
+    if isinstance(value, bool):
+        return b"1" if value else b"0"
+    if isinstance(value, int):
+        return str(value).encode("ascii")
+    if value is not None and not isinstance(value, (str, bytes, bytearray)):
+        raise TypeError("{} must be str, bytes, int or bool, not {}".format(argument, type(value).__name__))
+    return _to_c_string(value, argument)
+
+
+def set_option(name: Text, value: Union[OptionValue, None]) -> int:
     """Set a process-wide default with smtp_set_option() and return its status code.
 
-    The only option is "timeout": whole seconds, 1..3600, default 30. An int value is
-    passed as its decimal text, and "" restores the default.
+    The option names are listed at smtp_set_option in include/mvsmtp.h, for example
+    "timeout" (whole seconds, 1..3600, default 30), "tls", "user" and "profile". An int
+    value is passed as its decimal text, a bool as "1" or "0", and "" restores the default.
     """
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    return library.smtp_set_option(_to_c_string(name, "name"), _to_c_string(value, "value"))
+    return library.smtp_set_option(_to_c_string(name, "name"), _option_value_to_c_string(value, "value"))
+
+
+def _check_option_entry(data: bytes, argument: str) -> bytes:
+    """Raise ValueError when ``data`` contains a byte that would end its entry in the options list."""
+    for separator, description in _OPTION_SEPARATORS:
+        if separator in data:
+            # The text is not shown, because it may be a password.
+            advice = "Set such a value with set_option() instead." if separator in _ATTRIBUTE_MARKS else "Remove it."
+            raise ValueError(
+                "{} contains {}, which would end the entry and start another option in the "
+                "options list. {}".format(argument, description, advice)
+            )
+    return data
+
+
+def _options_to_c_string(options: Options) -> Optional[bytes]:
+    """Convert the options of send_with() to the newline-separated list that smtp_send_with() takes."""
+    if options is None:
+        return None
+    if isinstance(options, (str, bytes, bytearray)):
+        # A ready-made list: its line breaks and attribute marks separate the entries.
+        return _to_c_string(options, "options")
+
+    lines = []
+    if isinstance(options, collections.abc.Mapping):
+        for name, value in options.items():
+            name_bytes = _to_c_string(name, "option name")
+            if name_bytes is None or name_bytes.strip() == b"":
+                raise ValueError("an option name is empty. Use the names listed at smtp_set_option in include/mvsmtp.h.")
+            if b"=" in name_bytes:
+                raise ValueError(
+                    "option name {!r} contains '=', which would end the name in the options list. "
+                    "Use the names listed at smtp_set_option in include/mvsmtp.h.".format(name)
+                )
+            _check_option_entry(name_bytes, "option name {!r}".format(name))
+
+            value_bytes = _option_value_to_c_string(value, "the value of option {!r}".format(name))
+            if value_bytes is None:
+                raise TypeError("the value of option {!r} must be str, bytes, int or bool, not None".format(name))
+            _check_option_entry(value_bytes, "the value of option {!r}".format(name))
+            lines.append(name_bytes + b"=" + value_bytes)
+    elif isinstance(options, (list, tuple)):
+        for index, line in enumerate(options):
+            line_bytes = _to_c_string(line, "options[{}]".format(index))
+            if line_bytes is None:
+                raise TypeError("options must not contain None")
+            lines.append(_check_option_entry(line_bytes, "options[{}]".format(index)))
+    else:
+        raise TypeError(
+            "options must be a dict, a list or tuple of \"name=value\" lines, str, bytes or None, "
+            "not {}".format(type(options).__name__)
+        )
+    return b"\n".join(lines)
+
+
+def send_with(options: Options, sender: Text, to: Union[Text, Sequence[Text]], body: Text) -> int:
+    """Send one message with smtp_send_with() and return its status code (SMTP_OK on success).
+
+    ``options`` sets the server, TLS, credentials and other options for this call only,
+    on top of the defaults from set_option() and any profile named by the option
+    "profile". It is one of:
+
+    - a dict or other mapping ``{name: value}``, where a value is str, bytes, int or bool
+      (True becomes "1" and False "0");
+    - a list or tuple of ``"name=value"`` lines, each str or bytes;
+    - a str or bytes that is already an options list, passed unchanged, so its line
+      breaks and attribute marks separate the entries and nothing in it is checked;
+    - None for no options.
+
+    The option names are those of smtp_set_option in include/mvsmtp.h, and "host" must be
+    set here, by set_option() or in a profile. ``sender``, ``to`` and ``body`` are as for
+    send().
+
+    Raises ValueError before calling the library when an option name or value in a
+    mapping, or a line in a list, contains CR, LF, NUL or an attribute mark. The library
+    would end the entry at that character and read the rest as another option.
+    Raises TypeError for an options argument or value of another type.
+    """
+    return library.smtp_send_with(
+        _options_to_c_string(options),
+        _to_c_string(sender, "sender"),
+        _recipients_to_c_string(to),
+        _to_c_string(body, "body"),
+    )
 
 
 def last_error() -> str:
@@ -320,5 +457,15 @@ def send_or_raise(
     SMTP_PARTIAL raises too, although the message was delivered to the accepted recipients.
     """
     status = send(host, port, helo, sender, to, body)
+    if status != SMTP_OK:
+        raise SmtpError(status, last_reply_code(), last_error())
+
+
+def send_with_or_raise(options: Options, sender: Text, to: Union[Text, Sequence[Text]], body: Text) -> None:
+    """Send one message like send_with(), and raise SmtpError for any status other than SMTP_OK.
+
+    SMTP_PARTIAL raises too, although the message was delivered to the accepted recipients.
+    """
+    status = send_with(options, sender, to, body)
     if status != SMTP_OK:
         raise SmtpError(status, last_reply_code(), last_error())

@@ -4,6 +4,9 @@ Start the server with `tests/postfix/test-server.sh up` (needs root). These envi
 variables override the defaults:
 
 - MVSMTP_TEST_HOST (127.0.0.1) and MVSMTP_TEST_PORT (2525): the plain SMTP listener.
+- MVSMTP_TEST_SUBMISSION_PORT (2587): STARTTLS and AUTH required.
+- MVSMTP_TEST_IMPLICIT_PORT (4465): implicit TLS, AUTH required.
+- MVSMTP_TEST_STATE (/tmp/mvsmtp-postfix): the server's state folder, with its CA in ca.crt.
 - MVSMTP_TEST_MAILDIR (/tmp/mvsmtp-postfix/maildir): the catch-all maildir.
 - MVSMTP_LIBRARY: the libmvsmtp to load, see python/mvsmtp.py.
 """
@@ -13,7 +16,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import pytest
 
@@ -88,11 +91,15 @@ class Maildir:
 
     def wait_for_message(self, recipient: str, timeout: float = DELIVERY_TIMEOUT_SECONDS) -> bytes:
         """Poll until a message for ``recipient`` arrives and return it without the Postfix lines."""
+        return strip_postfix_headers(self.wait_for_stored_message(recipient, timeout))
+
+    def wait_for_stored_message(self, recipient: str, timeout: float = DELIVERY_TIMEOUT_SECONDS) -> bytes:
+        """Poll until a message for ``recipient`` arrives and return it as stored, Postfix lines included."""
         deadline = time.monotonic() + timeout
         while True:
             path = self._find(recipient)
             if path is not None:
-                return strip_postfix_headers(path.read_bytes())
+                return path.read_bytes()
             if time.monotonic() >= deadline:
                 pytest.fail(
                     "no message with X-Original-To: {} arrived in {} within {:.0f} s".format(
@@ -139,3 +146,45 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class SecureServer(NamedTuple):
+    """The TLS listeners of the test server, its CA and the test account."""
+
+    host: str
+    submission_port: int
+    implicit_port: int
+    ca_file: str
+    user: str
+    password: str
+
+
+def _require_listener(host: str, port: int, variable: str) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            pass
+    except OSError as error:
+        pytest.fail(
+            "the test server does not accept connections at {}:{} ({}). Start it with "
+            "`tests/postfix/test-server.sh up` (needs root), or set {}.".format(host, port, error, variable),
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def secure_server(server_address: Tuple[str, int]) -> SecureServer:
+    """The submission and implicit-TLS ports with the CA file. Fails the test when either is down."""
+    host = server_address[0]
+    submission_port = int(os.environ.get("MVSMTP_TEST_SUBMISSION_PORT", "2587"))
+    implicit_port = int(os.environ.get("MVSMTP_TEST_IMPLICIT_PORT", "4465"))
+    _require_listener(host, submission_port, "MVSMTP_TEST_SUBMISSION_PORT")
+    _require_listener(host, implicit_port, "MVSMTP_TEST_IMPLICIT_PORT")
+
+    ca_file = Path(os.environ.get("MVSMTP_TEST_STATE", "/tmp/mvsmtp-postfix")) / "ca.crt"
+    if not ca_file.is_file():
+        pytest.fail(
+            "the test server's CA {} does not exist. Start the server with "
+            "`tests/postfix/test-server.sh up`, or set MVSMTP_TEST_STATE.".format(ca_file),
+            pytrace=False,
+        )
+    return SecureServer(host, submission_port, implicit_port, str(ca_file), "testuser", "testpass")

@@ -578,15 +578,29 @@ def test_version_is_semantic_version():
     assert re.fullmatch(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?", mvsmtp.version())
 
 
+def header_status_codes() -> dict:
+    """Return the SMTP_* status #defines of include/mvsmtp.h as {name: code}."""
+    header = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "mvsmtp.h")
+    with open(header, encoding="utf-8") as text:
+        return {name: int(code) for name, code in re.findall(r"^#define (SMTP_[A-Z_]+) (\d+)$", text.read(), re.MULTILINE)}
+
+
 def test_status_names_match_constants():
     assert mvsmtp.status_name(5) == "SMTP_TIMEOUT"
     constant_names = [name for name in dir(mvsmtp) if name.startswith("SMTP_")]
-    assert len(constant_names) == 15
+    assert len(constant_names) == 19
     for name in constant_names:
         assert mvsmtp.status_name(getattr(mvsmtp, name)) == name
 
 
-@pytest.mark.parametrize("status", [-1, 14, 98, 100, 2**31 - 1, 2**40])
+def test_status_constants_match_header():
+    constants = {name: getattr(mvsmtp, name) for name in dir(mvsmtp) if name.startswith("SMTP_")}
+    assert constants == header_status_codes()
+    for name in constants:
+        assert name in mvsmtp.__all__
+
+
+@pytest.mark.parametrize("status", [-1, 18, 98, 100, 2**31 - 1, 2**40])
 def test_status_name_unknown(status):
     assert mvsmtp.status_name(status) == "SMTP_UNKNOWN_STATUS"
 
