@@ -16,9 +16,10 @@ use crate::secret::Secret;
 pub enum Command {
     Ehlo(String),
     Helo(String),
-    /// MAIL FROM with the sender (`None` is the null sender `<>`) and whether the body
-    /// needs `BODY=8BITMIME`.
-    MailFrom { sender: Option<Address>, eight_bit: bool },
+    /// MAIL FROM with the sender (`None` is the null sender `<>`), whether the body needs
+    /// `BODY=8BITMIME`, the size announced with `SIZE=` (RFC 1870), and whether the
+    /// addresses need `SMTPUTF8` (RFC 6531).
+    MailFrom { sender: Option<Address>, eight_bit: bool, size: Option<u64>, smtputf8: bool },
     RcptTo(Address),
     Data,
     Rset,
@@ -53,10 +54,18 @@ impl Command {
         match self {
             Command::Ehlo(name) => format!("EHLO {name}"),
             Command::Helo(name) => format!("HELO {name}"),
-            Command::MailFrom { sender, eight_bit } => {
-                let path = sender.as_ref().map(Address::as_str).unwrap_or("");
-                let body = if *eight_bit { " BODY=8BITMIME" } else { "" };
-                format!("MAIL FROM:<{path}>{body}")
+            Command::MailFrom { sender, eight_bit, size, smtputf8 } => {
+                let mut line = format!("MAIL FROM:<{}>", sender.as_ref().map(Address::as_str).unwrap_or(""));
+                if *eight_bit {
+                    line.push_str(" BODY=8BITMIME");
+                }
+                if let Some(size) = size {
+                    line.push_str(&format!(" SIZE={size}"));
+                }
+                if *smtputf8 {
+                    line.push_str(" SMTPUTF8");
+                }
+                line
             }
             Command::RcptTo(address) => format!("RCPT TO:<{address}>"),
             Command::Data => "DATA".into(),
@@ -102,9 +111,11 @@ mod tests {
         let recipient = parse_recipients(b"a@example.test").unwrap().remove(0);
         assert_eq!(bytes(Command::Ehlo("client.example.test".into())), b"EHLO client.example.test\r\n");
         assert_eq!(bytes(Command::Helo("[192.0.2.1]".into())), b"HELO [192.0.2.1]\r\n");
-        assert_eq!(bytes(Command::MailFrom { sender: sender.clone(), eight_bit: false }), b"MAIL FROM:<billing@example.test>\r\n");
-        assert_eq!(bytes(Command::MailFrom { sender, eight_bit: true }), b"MAIL FROM:<billing@example.test> BODY=8BITMIME\r\n");
-        assert_eq!(bytes(Command::MailFrom { sender: None, eight_bit: false }), b"MAIL FROM:<>\r\n");
+        let mail = |sender, eight_bit, size, smtputf8| bytes(Command::MailFrom { sender, eight_bit, size, smtputf8 });
+        assert_eq!(mail(sender.clone(), false, None, false), b"MAIL FROM:<billing@example.test>\r\n");
+        assert_eq!(mail(sender.clone(), true, None, false), b"MAIL FROM:<billing@example.test> BODY=8BITMIME\r\n");
+        assert_eq!(mail(sender, true, Some(1234), true), b"MAIL FROM:<billing@example.test> BODY=8BITMIME SIZE=1234 SMTPUTF8\r\n");
+        assert_eq!(mail(None, false, None, false), b"MAIL FROM:<>\r\n");
         assert_eq!(bytes(Command::RcptTo(recipient)), b"RCPT TO:<a@example.test>\r\n");
         assert_eq!(bytes(Command::Data), b"DATA\r\n");
         assert_eq!(bytes(Command::Rset), b"RSET\r\n");

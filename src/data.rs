@@ -146,6 +146,22 @@ pub fn encode_body(body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Counts the octets that the encoded body takes on the wire, without the end-of-data line,
+/// encoding piece by piece so that the body is never copied whole. This is the size
+/// announced with `SIZE=` (RFC 1870).
+pub fn wire_size(body: &[u8]) -> u64 {
+    let mut encoder = DataEncoder::new();
+    let mut buffer = Vec::with_capacity(16 * 1024);
+    let mut total = 0u64;
+    for chunk in body.chunks(8 * 1024) {
+        encoder.encode(chunk, &mut buffer);
+        total += buffer.len() as u64;
+        buffer.clear();
+    }
+    encoder.finish(&mut buffer);
+    total + buffer.len() as u64
+}
+
 /// Reports whether the body has bytes above 127 once attribute marks are counted as line
 /// breaks, which decides whether MAIL FROM carries `BODY=8BITMIME`.
 pub fn has_8bit_text(body: &[u8]) -> bool {
@@ -255,6 +271,14 @@ mod tests {
         for size in 1..body.len() {
             assert_eq!(encode_in_chunks(&body, size), whole, "chunk size {size}");
         }
+    }
+
+    #[test]
+    fn wire_size_matches_encoding() {
+        let mut body = b".a\nb\rc\xfe".repeat(5000);
+        body.extend_from_slice(b"end");
+        assert_eq!(wire_size(&body), encode_body(&body).len() as u64);
+        assert_eq!(wire_size(b""), 0);
     }
 
     #[test]

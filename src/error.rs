@@ -118,7 +118,7 @@ pub enum Error {
     #[error("Connecting to {host} port {port} failed: {detail}. Check the host and port, that the server is running, and that no firewall blocks the connection.")]
     ConnectFailed { host: String, port: u16, detail: String },
 
-    #[error("Timed out after {seconds} s waiting for {}. Check that the server is reachable and answering, or raise the timeout option.", step.awaited())]
+    #[error("Timed out after {seconds} s waiting for {}. Check that the server is reachable and answering, or raise the timeout option.{}", step.awaited(), if *step == Step::Greeting { " If the port expects TLS from the first byte, as 465 does, set tls=implicit." } else { "" })]
     Timeout { step: Step, seconds: u64 },
 
     #[error("The connection was lost during {}: {detail}. The server closed it or the network failed; try again, and check the server's log if it repeats.", step.action())]
@@ -139,7 +139,7 @@ pub enum Error {
     #[error("The TLS handshake with {server} failed: {detail}.")]
     TlsFailed { server: String, detail: String },
 
-    #[error("TLS is required (tls={mode}) but {detail}. Nothing was sent; check the port (465 for implicit TLS, 587 for STARTTLS), or set tls=none only for a trusted local relay.")]
+    #[error("TLS is required (tls={mode}) but {detail}. Nothing was sent. Check the port (465 for implicit TLS, 587 for STARTTLS); only for a trusted local relay, set tls=none, with insecure_plaintext_auth=1 when credentials are set.")]
     TlsUnavailable { mode: crate::tls::TlsMode, detail: String, reply: Option<Reply> },
 
     #[error("Authentication as \"{user}\" with {mechanism} failed: {reply}{}. {}", detail.as_deref().map(|text| format!(" ({text})")).unwrap_or_default(), hint(reply, "Check the user name and the password or token"))]
@@ -147,6 +147,9 @@ pub enum Error {
 
     #[error("Authentication is not possible: {detail}.")]
     AuthUnavailable { detail: String, reply: Option<Reply> },
+
+    #[error("The message is {size} bytes, but the server accepts at most {limit} (its SIZE limit). Nothing was sent; make the attachments smaller or send them another way.")]
+    MessageTooLarge { size: u64, limit: u64 },
 
     #[error("The server rejected the sender <{}> at MAIL FROM: {reply}. {}", sender.as_ref().map(Address::as_str).unwrap_or(""), hint(reply, "Check the from address; the server may require authentication or a sender in its own domain"))]
     SenderRejected { sender: Option<Address>, reply: Reply },

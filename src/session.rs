@@ -16,7 +16,7 @@ use crate::address::{is_domain_name, Address};
 use crate::auth::{self, Credentials, Mechanism};
 use crate::capability::Capabilities;
 use crate::command::Command;
-use crate::data::{has_8bit_text, DataEncoder, END_OF_DATA};
+use crate::data::{has_8bit_text, wire_size, DataEncoder, END_OF_DATA};
 use crate::error::{Error, Refusal, Step};
 use crate::options::AuthChoice;
 use crate::reply::{Reply, ReplyParser};
@@ -110,19 +110,33 @@ impl Session<'_> {
             self.authenticate(request, credentials, &capabilities)?;
         }
 
-        let eight_bit = has_8bit_text(request.body) && capabilities.has("8BITMIME");
-        let mail = Command::MailFrom { sender: request.sender.clone(), eight_bit };
-        let reply = self.command(&mail, Step::MailFrom)?;
-        if !reply.is_positive() {
-            return Err(Error::SenderRejected { sender: request.sender.clone(), reply });
+        // RFC 1870: a message over the advertised limit is refused before anything is sent.
+        let size = wire_size(request.body);
+        let size_limit = capabilities.parameters("SIZE").and_then(|values| values.first()?.parse::<u64>().ok()).filter(|&limit| limit > 0);
+        if let Some(limit) = size_limit.filter(|&limit| size > limit) {
+            return Err(Error::MessageTooLarge { size, limit });
         }
 
-        let (accepted, refused) = self.recipients(&request.recipients)?;
+        let (sender, recipients, smtputf8) = envelope(request, &capabilities)?;
+        let eight_bit = has_8bit_text(request.body) && capabilities.has("8BITMIME");
+        let announced_size = capabilities.has("SIZE").then_some(size);
+        let mail = Command::MailFrom { sender: sender.clone(), eight_bit, size: announced_size, smtputf8 };
+        let reply = self.command(&mail, Step::MailFrom)?;
+        if !reply.is_positive() {
+            return Err(Error::SenderRejected { sender, reply });
+        }
+
+        let (accepted, refused) = self.recipients(&recipients)?;
         if accepted.is_empty() {
             return Err(Error::RecipientsRejected(refused));
         }
 
         let reply = self.command(&Command::Data, Step::Data)?;
+        if reply.is_positive() {
+            // A 2xx here would leave client and server disagreeing about whether the body follows.
+            self.broken = true;
+            return Err(Error::Protocol { step: Step::Data, detail: format!("the server answered DATA with {reply} instead of 354") });
+        }
         if reply.code != 354 {
             return Err(Error::DataRejected { reply });
         }
@@ -470,6 +484,24 @@ impl Session<'_> {
         }
         self.connection.shutdown();
     }
+}
+
+/// Returns the envelope addresses in the form this server takes, and whether MAIL FROM
+/// needs `SMTPUTF8`. A server that offers SMTPUTF8 (RFC 6531) gets UTF-8 addresses as they
+/// are. Any other server gets international domain names in their ASCII (punycode) form,
+/// and an address whose part before the '@' is not ASCII cannot be sent to it at all.
+fn envelope(request: &Request<'_>, capabilities: &Capabilities) -> Result<(Option<Address>, Vec<Address>, bool), Error> {
+    let all_ascii = request.sender.iter().chain(&request.recipients).all(Address::is_ascii);
+    if all_ascii {
+        return Ok((request.sender.clone(), request.recipients.clone(), false));
+    }
+    if capabilities.has("SMTPUTF8") {
+        return Ok((request.sender.clone(), request.recipients.clone(), true));
+    }
+    let ascii = |address: &Address| address.to_ascii().map_err(|error| Error::InvalidArgument(format!("Invalid address {error}.")));
+    let sender = request.sender.as_ref().map(ascii).transpose()?;
+    let recipients = request.recipients.iter().map(ascii).collect::<Result<Vec<_>, _>>()?;
+    Ok((sender, recipients, false))
 }
 
 /// Picks the EHLO name when the caller gave none: the machine's host name when it is a

@@ -145,7 +145,10 @@ pub fn describe(error: &rustls::Error, server_name: &ServerName<'_>) -> String {
             format!("the server's certificate is not valid for the name \"{name}\" (name mismatch). Connect by the name in the certificate, or set tls_server_name to it")
         }
         rustls::Error::InvalidCertificate(CertificateError::Revoked) => "the server's certificate has been revoked".into(),
-        rustls::Error::InvalidCertificate(other) => format!("the server's certificate is not valid: {other:?}"),
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            "the server presents a CA certificate as its own, as a self-signed certificate does. Give the server a certificate issued by a CA and trust that CA with tls_ca_file, or for a test only set tls_insecure=1".into()
+        }
+        rustls::Error::InvalidCertificate(other) => format!("the server's certificate is not valid: {}", rustls::Error::InvalidCertificate(other.clone())),
         rustls::Error::PeerIncompatible(_) | rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion | rustls::AlertDescription::HandshakeFailure) => {
             format!("the server and this client have no TLS version or cipher suite in common ({error}). The server may support only TLS 1.0 or 1.1, which are not allowed")
         }

@@ -243,7 +243,7 @@ fn mismatched_continuation_is_protocol_error() {
 #[test]
 fn oversized_reply_line_is_protocol_error() {
     let mut line = b"220 ".to_vec();
-    line.extend(std::iter::repeat(b'x').take(1024 * 1024));
+    line.extend(std::iter::repeat_n(b'x', 1024 * 1024));
     line.extend_from_slice(b"\r\n");
     let (outcome, _) = run(vec![Action::Send(line)]);
     assert_eq!(outcome.status, SMTP_PROTOCOL_ERROR, "{}", outcome.error);
@@ -361,7 +361,7 @@ fn closed_during_body_reports_late_reply() {
         ],
     ]));
     let mut body = b"Subject: big\r\n\r\n".to_vec();
-    body.extend(std::iter::repeat(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n").take(200_000).flatten());
+    body.extend(std::iter::repeat_n(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 200_000).flatten());
     let outcome = common::send("127.0.0.1", server.port(), "a@example.test", b"b@example.test", &body);
     server.finish();
     assert!(outcome.status == SMTP_MESSAGE_REJECTED || outcome.status == SMTP_CONNECTION_LOST, "{}: {}", outcome.status, outcome.error);

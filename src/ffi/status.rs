@@ -45,6 +45,8 @@ pub const SMTP_AUTH_FAILED: c_int = 16;
 /// Authentication is not possible: no mechanism in common, or credentials refused for lack
 /// of TLS.
 pub const SMTP_AUTH_UNAVAILABLE: c_int = 17;
+/// The message is larger than the SIZE limit that the server advertises; nothing was sent.
+pub const SMTP_MESSAGE_TOO_LARGE: c_int = 18;
 /// The library caught an internal error, such as a panic; the last error describes it.
 pub const SMTP_INTERNAL_ERROR: c_int = 99;
 
@@ -77,6 +79,7 @@ pub fn status_of(error: &Error) -> c_int {
         Error::TlsUnavailable { .. } => SMTP_TLS_UNAVAILABLE,
         Error::AuthFailed { .. } => SMTP_AUTH_FAILED,
         Error::AuthUnavailable { .. } => SMTP_AUTH_UNAVAILABLE,
+        Error::MessageTooLarge { .. } => SMTP_MESSAGE_TOO_LARGE,
         Error::Internal(_) => SMTP_INTERNAL_ERROR,
     }
 }
@@ -101,6 +104,7 @@ pub const STATUS_NAMES: &[(c_int, &CStr)] = &[
     (SMTP_TLS_UNAVAILABLE, c"SMTP_TLS_UNAVAILABLE"),
     (SMTP_AUTH_FAILED, c"SMTP_AUTH_FAILED"),
     (SMTP_AUTH_UNAVAILABLE, c"SMTP_AUTH_UNAVAILABLE"),
+    (SMTP_MESSAGE_TOO_LARGE, c"SMTP_MESSAGE_TOO_LARGE"),
     (SMTP_INTERNAL_ERROR, c"SMTP_INTERNAL_ERROR"),
 ];
 
@@ -157,6 +161,7 @@ mod tests {
                 SMTP_AUTH_FAILED,
             ),
             (Error::AuthUnavailable { detail: "d".into(), reply: None }, SMTP_AUTH_UNAVAILABLE),
+            (Error::MessageTooLarge { size: 2, limit: 1 }, SMTP_MESSAGE_TOO_LARGE),
             (Error::Internal("x".into()), SMTP_INTERNAL_ERROR),
         ]
     }
