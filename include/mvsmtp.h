@@ -122,6 +122,11 @@
 #define SMTP_AUTH_UNAVAILABLE 17
 
 /**
+ * The message is larger than the SIZE limit that the server advertises; nothing was sent.
+ */
+#define SMTP_MESSAGE_TOO_LARGE 18
+
+/**
  * The library caught an internal error, such as a panic; the last error describes it.
  */
 #define SMTP_INTERNAL_ERROR 99
@@ -184,6 +189,40 @@ int smtp_send(const char *host,
 int smtp_send_with(const char *options, const char *from, const char *to, const char *body);
 
 /**
+ * Composes a MIME message from its parts and sends it, and waits for the result.
+ *
+ * - `options`: as for `smtp_send_with`, plus the message options `cc`, `bcc`, `reply_to`,
+ *   `charset`, `html_file`, `body_type` and `header` (see `smtp_set_option`).
+ * - `from`: the sender, `user@example.com` or `Name <user@example.com>`; the name goes into
+ *   the From header.
+ * - `to`: the To recipients, separated by `,`, `;` or value marks, each optionally with a
+ *   display name. It may be "" when `cc` or `bcc` names recipients. Bcc recipients get the
+ *   message but appear in no header.
+ * - `subject`: one line of text.
+ * - `body`: the text of the message (or its HTML with `body_type=html`). Attribute marks
+ *   become line breaks, so a dynamic array of lines works.
+ * - `attachments`: NULL or "" for none, else one attachment per attribute (attribute mark
+ *   or LF), each with up to four values separated by value marks: the file path, the file
+ *   name to show (default: the path's last part), the content type (default: guessed from
+ *   the name), and, when the path is empty, the content itself, whose subvalue marks become
+ *   line breaks.
+ *
+ * Text is decoded from `charset` (default UTF-8) and sent as UTF-8 in quoted-printable or
+ * base64, so no line exceeds 998 octets. The message gets Date, a unique Message-ID on the
+ * sender's domain, and MIME-Version headers. Returns a status as `smtp_send` does.
+ *
+ * # Safety
+ * Each pointer must be NULL or point to a NUL-terminated string that stays valid for the
+ * duration of the call.
+ */
+int smtp_send_message(const char *options,
+                      const char *from,
+                      const char *to,
+                      const char *subject,
+                      const char *body,
+                      const char *attachments);
+
+/**
  * Sets a process-wide default for later calls from every thread. Calls already running
  * keep the settings they started with. A value of "" restores the option's default.
  * Option names are not case-sensitive.
@@ -203,6 +242,13 @@ int smtp_send_with(const char *options, const char *from, const char *to, const 
  * - `insecure_plaintext_auth`: 1 allows credentials without TLS.
  * - `log_file`: a file that gets one audit line per message.
  * - `profile`: a named block of options in the configuration file.
+ * - `cc`, `bcc`, `reply_to`: address lists for `smtp_send_message`.
+ * - `charset`: the character set of text given to `smtp_send_message`, such as UTF-8
+ *   (default) or ISO-8859-1 for a system without NLS.
+ * - `html_file`: a file whose HTML becomes an alternative to the text body.
+ * - `body_type`: `text` (default) or `html`, what the body argument holds.
+ * - `header`: one extra header line `Name: value`; each setting adds one, and "" removes
+ *   them all.
  *
  * Returns `SMTP_OK`, or `SMTP_INVALID_ARGUMENT` for an unknown name, a bad value or a NULL
  * argument; `smtp_last_error` then names the problem.
@@ -237,7 +283,8 @@ int smtp_last_error(char *buffer, int size);
 
 /**
  * Returns the calling thread's last error as a string owned by the library. It stays valid
- * until the next `smtp_send` or `smtp_set_option` on the same thread. Never free it.
+ * until the same thread's next call of `smtp_send`, `smtp_send_with`, `smtp_send_message` or
+ * `smtp_set_option`. Never free it.
  * For callers that cannot pass output buffers, such as UniData CALLC.
  */
 const char *smtp_last_error_text(void);
@@ -257,7 +304,8 @@ int smtp_last_transcript(char *buffer, int size);
 
 /**
  * Returns the calling thread's last transcript as a string owned by the library, valid
- * until the next `smtp_send` or `smtp_set_option` on the same thread. Never free it.
+ * until the same thread's next call of `smtp_send`, `smtp_send_with`, `smtp_send_message`
+ * or `smtp_set_option`. Never free it.
  */
 const char *smtp_last_transcript_text(void);
 

@@ -25,6 +25,8 @@ pub mod capability;
 /// cbindgen:ignore
 pub mod command;
 /// cbindgen:ignore
+pub mod compose;
+/// cbindgen:ignore
 pub mod data;
 /// cbindgen:ignore
 pub mod error;

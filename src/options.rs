@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::address::{escape_for_message, trim_spaces};
 use crate::auth::Mechanism;
+use crate::compose::Charset;
 use crate::data::{ATTRIBUTE_MARK, ATTRIBUTE_MARK_UTF8};
 use crate::error::Error;
 use crate::request::DEFAULT_TIMEOUT;
@@ -38,7 +39,17 @@ pub const OPTION_NAMES: &[&str] = &[
     "insecure_plaintext_auth",
     "log_file",
     "profile",
+    "cc",
+    "bcc",
+    "reply_to",
+    "charset",
+    "html_file",
+    "body_type",
+    "header",
 ];
+
+/// The advice for an invalid yes/no value.
+const FLAG_VALUES: &str = "use 1 or 0 (or yes/no, true/false, on/off)";
 
 /// Options whose values are secrets: never echoed in a message.
 const SECRET_OPTIONS: &[&str] = &["password", "oauth_token"];
@@ -50,6 +61,14 @@ pub enum AuthChoice {
     #[default]
     Auto,
     Only(Mechanism),
+}
+
+/// What the body argument of a composed message holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyType {
+    #[default]
+    Text,
+    Html,
 }
 
 /// The settings of one call. `None` means "not set": the default applies.
@@ -73,6 +92,17 @@ pub struct Options {
     pub insecure_plaintext_auth: bool,
     pub log_file: Option<PathBuf>,
     pub profile: Option<String>,
+    /// Composed messages: Cc, Bcc and Reply-To lists, as the caller passed them (value marks
+    /// may separate the addresses, so these stay bytes).
+    pub cc: Option<Vec<u8>>,
+    pub bcc: Option<Vec<u8>>,
+    pub reply_to: Option<Vec<u8>>,
+    /// The character set of caller text in composed messages.
+    pub charset: Charset,
+    pub html_file: Option<PathBuf>,
+    pub body_type: BodyType,
+    /// Extra header lines `Name: value`, in the caller's character set.
+    pub headers: Vec<Vec<u8>>,
 }
 
 impl Default for Options {
@@ -93,6 +123,13 @@ impl Default for Options {
             insecure_plaintext_auth: false,
             log_file: None,
             profile: None,
+            cc: None,
+            bcc: None,
+            reply_to: None,
+            charset: Charset::default(),
+            html_file: None,
+            body_type: BodyType::Text,
+            headers: Vec::new(),
         }
     }
 }
@@ -159,7 +196,7 @@ impl Options {
             }
             "tls_ca_file" => self.tls_ca_file = optional_text()?.map(PathBuf::from),
             "tls_server_name" => self.tls_server_name = optional_text()?,
-            "tls_insecure" => self.tls_insecure = parse_flag(value).ok_or_else(|| invalid("use 1 or 0"))?,
+            "tls_insecure" => self.tls_insecure = parse_flag(value).ok_or_else(|| invalid(FLAG_VALUES))?,
             "user" => self.user = optional_text()?,
             "password" => self.password = (!empty).then(|| Secret::new(value)),
             "oauth_token" => self.oauth_token = (!empty).then(|| Secret::new(value)),
@@ -171,7 +208,7 @@ impl Options {
                 }
             }
             "insecure_plaintext_auth" => {
-                self.insecure_plaintext_auth = parse_flag(value).ok_or_else(|| invalid("use 1 or 0"))?
+                self.insecure_plaintext_auth = parse_flag(value).ok_or_else(|| invalid(FLAG_VALUES))?
             }
             "log_file" => self.log_file = optional_text()?.map(PathBuf::from),
             "profile" => {
@@ -180,6 +217,32 @@ impl Options {
                     return Err(invalid("use letters, digits, '-', '_' and '.'"));
                 }
                 self.profile = (!empty).then(|| name.to_owned());
+            }
+            "cc" => self.cc = (!empty).then(|| value.to_vec()),
+            "bcc" => self.bcc = (!empty).then(|| value.to_vec()),
+            "reply_to" => self.reply_to = (!empty).then(|| value.to_vec()),
+            "charset" => {
+                self.charset = if empty {
+                    Charset::default()
+                } else {
+                    Charset::from_label(text()?).ok_or_else(|| invalid("use a character set name such as UTF-8, ISO-8859-1 or windows-1252"))?
+                }
+            }
+            "html_file" => self.html_file = optional_text()?.map(PathBuf::from),
+            "body_type" => {
+                self.body_type = match text()?.to_ascii_lowercase().as_str() {
+                    "" | "text" => BodyType::Text,
+                    "html" => BodyType::Html,
+                    _ => return Err(invalid("use text or html")),
+                }
+            }
+            // Each header= line adds a header; an empty value removes those set before.
+            "header" => {
+                if empty {
+                    self.headers.clear();
+                } else {
+                    self.headers.push(value.to_vec());
+                }
             }
             _ => unreachable!("every name in OPTION_NAMES has a branch"),
         }

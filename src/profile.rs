@@ -139,11 +139,14 @@ pub fn load_profile_from(paths: &[PathBuf], name: &str, explicit: bool) -> Resul
         searched.push(path.display().to_string());
 
         let profiles = parse_config(&config.text, path)?;
-        let Some((_, entries)) = profiles.into_iter().find(|(profile, _)| profile == name) else {
+        if !profiles.iter().any(|(profile, _)| profile == name) {
             continue;
-        };
+        }
 
-        check_permissions(path, &config, &entries)?;
+        // A file that holds a secret in any profile must be private, whichever profile is used.
+        let all_entries: Vec<(String, String)> = profiles.iter().flat_map(|(_, entries)| entries.iter().cloned()).collect();
+        check_permissions(path, &config, &all_entries)?;
+        let entries = profiles.into_iter().find(|(profile, _)| profile == name).map(|(_, entries)| entries).unwrap_or_default();
         return Ok(LoadedProfile { path: path.clone(), entries });
     }
 
@@ -298,7 +301,8 @@ fn read_failed(path: &Path, error: &std::io::Error) -> Error {
     ))
 }
 
-/// Refuses a profile that contains a secret when the group or other users may access its file.
+/// Refuses a configuration file that contains a secret when the group or other users may
+/// access it.
 #[cfg(unix)]
 fn check_permissions(path: &Path, config: &ConfigFile, entries: &[(String, String)]) -> Result<(), Error> {
     let has_secret = entries.iter().any(|(name, _)| is_secret_option(name));
@@ -572,9 +576,17 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn readable_file_without_secret_accepted() {
-        let file = TempFile::new(&format!("[public]\nhost=x\n[private]\npassword = {PASSWORD}\n"), 0o644);
+        let file = TempFile::new("[public]\nhost=x\n[other]\nport=25\n", 0o644);
         let profile = load_profile_from(&[file.path()], "public", false).unwrap();
         assert_eq!(profile.entries, vec![entry("host", "x")]);
+    }
+
+    #[test]
+    fn secret_in_other_profile_refused() {
+        // The whole file is checked: whoever can read it can read every profile in it.
+        let file = TempFile::new(&format!("[public]\nhost=x\n[private]\npassword = {PASSWORD}\n"), 0o644);
+        let error = load_profile_from(&[file.path()], "public", false).unwrap_err();
+        assert!(error.to_string().contains("chmod 600"), "{error}");
     }
 
     #[test]

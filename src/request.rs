@@ -57,12 +57,6 @@ impl<'a> Request<'a> {
     /// Validates every argument and option, and returns the first problem as
     /// `Error::InvalidArgument`.
     pub fn validate(raw: RawRequest<'a>, options: &Options) -> Result<Request<'a>, Error> {
-        let host = match &options.host {
-            Some(host) => validate_host(host.as_bytes())?,
-            None => return Err(Error::InvalidArgument("Missing option: host is not set. Set host to the mail server's name or IP address.".into())),
-        };
-        let helo = options.helo.as_deref().map(|name| validate_helo(name.as_bytes())).transpose()?;
-
         let from = required(raw.from, "from")?;
         let sender = address::parse_sender(from).map_err(|error| Error::InvalidArgument(format!("Invalid sender {error}.")))?;
 
@@ -76,6 +70,17 @@ impl<'a> Request<'a> {
                 "Invalid body: it contains a NUL byte at offset {offset}, which SMTP cannot carry. Remove it or attach the data encoded."
             )));
         }
+        Request::with_envelope(sender, recipients, body, options)
+    }
+
+    /// Validates the options of a request whose envelope and body are already built, as for
+    /// a composed message.
+    pub fn with_envelope(sender: Option<Address>, recipients: Vec<Address>, body: &'a [u8], options: &Options) -> Result<Request<'a>, Error> {
+        let host = match &options.host {
+            Some(host) => validate_host(host.as_bytes())?,
+            None => return Err(Error::InvalidArgument("Missing option: host is not set. Set host to the mail server's name or IP address.".into())),
+        };
+        let helo = options.helo.as_deref().map(|name| validate_helo(name.as_bytes())).transpose()?;
 
         let credentials = credentials(options)?;
         let port = options.port.unwrap_or(if options.tls == Some(TlsMode::Implicit) { IMPLICIT_TLS_PORT } else { DEFAULT_PORT });
@@ -124,7 +129,10 @@ fn credentials(options: &Options) -> Result<Option<Credentials>, Error> {
         }
         (None, true) => return Err(Error::InvalidArgument("A password or oauth_token is set but user is not. Set user to the account name.".into())),
         (Some(user), false) => {
-            return Err(Error::InvalidArgument(format!("Option user=\"{}\" is set without a password or oauth_token. Set one of them.", escape_for_message(user.as_bytes()))))
+            return Err(Error::InvalidArgument(format!(
+                "Option user=\"{}\" is set without a password or oauth_token. Set one of them (the mvsmtp tool reads them from --password-file, MVSMTP_PASSWORD or a profile).",
+                escape_for_message(user.as_bytes())
+            )))
         }
         (Some(user), true) => user.clone(),
     };

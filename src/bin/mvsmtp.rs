@@ -31,8 +31,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Send one message, read from standard input or --file, as it goes after DATA:
-    /// headers, a blank line, then the text.
+    /// Send one message. With --subject the library composes a MIME message whose text
+    /// (or HTML) is read from standard input or --file. Without it, standard input or --file
+    /// holds the whole message as it goes after DATA: headers, a blank line, then the text.
     Send(Box<SendArgs>),
     /// List the status codes that the exit status can take.
     Statuses,
@@ -93,9 +94,43 @@ struct SendArgs {
     #[arg(long = "option", short = 'o', value_name = "NAME=VALUE")]
     options: Vec<String>,
 
-    /// Read the message from this file instead of standard input.
+    /// Read the message (or, with --subject, its body) from this file instead of standard input.
     #[arg(long)]
     file: Option<PathBuf>,
+
+    /// Compose the message: its subject. The body is read as text, in --charset.
+    #[arg(long)]
+    subject: Option<OsString>,
+
+    /// With --subject: a file whose HTML becomes an alternative to the text body.
+    #[arg(long)]
+    html: Option<PathBuf>,
+
+    /// With --subject: attach a file. Add ";name=SHOWN" or ";type=TYPE" to set the file name
+    /// shown or the content type. Repeatable.
+    #[arg(long = "attach", value_name = "PATH")]
+    attachments: Vec<OsString>,
+
+    /// With --subject: Cc recipients.
+    #[arg(long)]
+    cc: Vec<OsString>,
+
+    /// With --subject: Bcc recipients, who get the message but appear in no header.
+    #[arg(long)]
+    bcc: Vec<OsString>,
+
+    /// With --subject: the Reply-To address.
+    #[arg(long)]
+    reply_to: Option<OsString>,
+
+    /// With --subject: the character set of the subject and body, such as ISO-8859-1
+    /// (default UTF-8).
+    #[arg(long)]
+    charset: Option<String>,
+
+    /// With --subject: an extra header "Name: value". Repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
 
     /// Print the SMTP conversation on standard output (the body appears only as its size,
     /// and credentials are hidden).
@@ -133,16 +168,31 @@ fn send(args: &SendArgs) -> i32 {
         Ok(body) => body,
         Err(error) => {
             let source = args.file.as_ref().map_or("standard input".to_owned(), |path| path.display().to_string());
-            return usage_error(&format!("reading the message from {source} failed: {error}"));
+            return usage_error(&format!("Reading the message from {source} failed: {error}."));
         }
     };
 
     let from = os_bytes(&args.from);
-    let recipients: Vec<Vec<u8>> = args.to.iter().map(|to| os_bytes(to)).collect();
-    let to = recipients.join(&b","[..]);
+    let to = join_lists(&args.to);
 
     let borrowed: Vec<(&[u8], &[u8])> = entries.iter().map(|(name, value)| (name.as_bytes(), value.as_slice())).collect();
-    let code = calls::send_with_entries(&borrowed, RawRequest { from: Some(&from), to: Some(&to), body: Some(&body) });
+    let code = match &args.subject {
+        Some(subject) => {
+            let subject = os_bytes(subject);
+            let attachments = attachment_list(&args.attachments);
+            calls::send_message_with_entries(
+                &borrowed,
+                calls::MessageArguments {
+                    from: Some(&from),
+                    to: Some(&to),
+                    subject: Some(&subject),
+                    body: Some(&body),
+                    attachments: Some(&attachments),
+                },
+            )
+        }
+        None => calls::send_with_entries(&borrowed, RawRequest { from: Some(&from), to: Some(&to), body: Some(&body) }),
+    };
 
     if args.transcript {
         let mut stdout = io::stdout().lock();
@@ -155,10 +205,67 @@ fn send(args: &SendArgs) -> i32 {
     code
 }
 
+/// Joins repeated address options into one list.
+fn join_lists(values: &[OsString]) -> Vec<u8> {
+    values.iter().map(|value| os_bytes(value)).collect::<Vec<_>>().join(&b","[..])
+}
+
+/// Builds the attachments argument: one attachment per attribute mark, with path, name and
+/// type separated by value marks.
+fn attachment_list(specs: &[OsString]) -> Vec<u8> {
+    let mut list = Vec::new();
+    for spec in specs {
+        let spec = os_bytes(spec);
+        let mut parts = spec.split(|&b| b == b';');
+        let path = parts.next().unwrap_or(b"");
+        let (mut name, mut content_type): (&[u8], &[u8]) = (b"", b"");
+        for part in parts {
+            if let Some(value) = part.strip_prefix(b"name=") {
+                name = value;
+            } else if let Some(value) = part.strip_prefix(b"type=") {
+                content_type = value;
+            }
+        }
+        if !list.is_empty() {
+            list.push(0xFE);
+        }
+        list.extend_from_slice(path);
+        list.push(0xFD);
+        list.extend_from_slice(name);
+        list.push(0xFD);
+        list.extend_from_slice(content_type);
+    }
+    list
+}
+
 /// Collects the library options from the arguments, the environment and the secret files,
 /// in that order of increasing precedence for secrets.
 fn option_entries(args: &SendArgs) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let composing = !args.attachments.is_empty() || args.html.is_some() || !args.cc.is_empty() || !args.bcc.is_empty() || args.reply_to.is_some() || args.charset.is_some() || !args.headers.is_empty();
+    if composing && args.subject.is_none() {
+        return Err("The options --attach, --html, --cc, --bcc, --reply-to, --charset and --header compose a message, which needs --subject.".into());
+    }
+
     let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    if !args.cc.is_empty() {
+        entries.push(("cc".into(), join_lists(&args.cc)));
+    }
+    if !args.bcc.is_empty() {
+        entries.push(("bcc".into(), join_lists(&args.bcc)));
+    }
+    if let Some(reply_to) = &args.reply_to {
+        entries.push(("reply_to".into(), os_bytes(reply_to)));
+    }
+    if let Some(charset) = &args.charset {
+        entries.push(("charset".into(), charset.clone().into_bytes()));
+    }
+    if let Some(html) = &args.html {
+        entries.push(("html_file".into(), os_bytes(html.as_os_str())));
+    }
+    for header in &args.headers {
+        entries.push(("header".into(), header.clone().into_bytes()));
+    }
+
     let named = [
         ("profile", &args.profile),
         ("host", &args.host),
@@ -176,18 +283,19 @@ fn option_entries(args: &SendArgs) -> Result<Vec<(String, Vec<u8>)>, String> {
 
     for option in &args.options {
         let Some((name, value)) = option.split_once('=') else {
-            return Err(format!("--option \"{option}\" has no '='; write it as NAME=VALUE"));
+            return Err(format!("The option \"{option}\" has no '='. Write it as NAME=VALUE."));
         };
         let name = name.trim();
-        if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("oauth_token") {
+        let lower = name.to_ascii_lowercase();
+        if lower == "password" || lower == "oauth_token" {
             return Err(format!(
-                "--option {name}=... is not accepted, because other users can read command lines with ps; use --{}-file, the {} environment variable, or a profile",
-                name.replace('_', "-"),
-                if name.eq_ignore_ascii_case("password") { PASSWORD_ENV } else { TOKEN_ENV }
+                "The option {lower} is not accepted on the command line, because other users can read command lines with ps. Use --{}-file, the {} environment variable, or a profile.",
+                lower.replace('_', "-"),
+                if lower == "password" { PASSWORD_ENV } else { TOKEN_ENV }
             ));
         }
-        if !OPTION_NAMES.iter().any(|known| known.eq_ignore_ascii_case(name)) {
-            return Err(format!("unknown option \"{name}\"; known options: {}", OPTION_NAMES.join(", ")));
+        if !OPTION_NAMES.contains(&lower.as_str()) {
+            return Err(format!("Unknown option \"{name}\". Known options: {}.", OPTION_NAMES.join(", ")));
         }
         entries.push((name.to_owned(), value.as_bytes().to_vec()));
     }
@@ -197,7 +305,12 @@ fn option_entries(args: &SendArgs) -> Result<Vec<(String, Vec<u8>)>, String> {
             entries.push((name.to_owned(), os_bytes(&value)));
         }
         if let Some(path) = file {
-            let secret = read_secret_file(path).map_err(|error| format!("reading {} failed: {error}", path.display()))?;
+            let flag = if name == "password" { "--password-file" } else { "--oauth-token-file" };
+            let secret = read_secret_file(path)
+                .map_err(|error| format!("Reading {flag} {} failed: {error}. Check the path and that you may read the file.", path.display()))?;
+            if secret.is_empty() {
+                return Err(format!("The first line of {flag} {} is empty. Put the {} on its first line.", path.display(), name.replace('_', " ")));
+            }
             entries.push((name.to_owned(), secret));
         }
     }

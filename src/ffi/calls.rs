@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use super::diagnostics;
 use super::status::{status_name, status_of, SMTP_OK, SMTP_PARTIAL};
 use crate::audit::{self, AuditRecord};
+use crate::compose;
 use crate::error::{list_refusals, refusal_advice, Error};
 use crate::options::{self, Entry, Options};
 use crate::profile;
@@ -78,6 +79,47 @@ pub fn send_with_entries(entries: &[Entry<'_>], raw: RawRequest<'_>) -> c_int {
     send_with_options(options, raw)
 }
 
+/// The arguments of `smtp_send_message`, as bytes. `None` stands for a NULL pointer.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageArguments<'a> {
+    pub from: Option<&'a [u8]>,
+    pub to: Option<&'a [u8]>,
+    pub subject: Option<&'a [u8]>,
+    pub body: Option<&'a [u8]>,
+    pub attachments: Option<&'a [u8]>,
+}
+
+/// Composes a MIME message from its parts and sends it, with options as for `send_with`.
+pub fn send_message(list: Option<&[u8]>, arguments: MessageArguments<'_>) -> c_int {
+    let entries = match options::parse_list(list.unwrap_or(b"")) {
+        Ok(entries) => entries,
+        Err(error) => return finish_without_send(Err(error)),
+    };
+    send_message_with_entries(&entries, arguments)
+}
+
+/// Composes and sends a message with `(name, value)` options.
+pub fn send_message_with_entries(entries: &[Entry<'_>], arguments: MessageArguments<'_>) -> c_int {
+    let options = merged_options(entries, |options| {
+        for (name, value) in entries {
+            options.set(name, value)?;
+        }
+        Ok(())
+    });
+    let options = match options {
+        Ok(options) => options,
+        Err(error) => return finish_without_send(Err(error)),
+    };
+    let (sender, recipients, message) = match compose::compose_message(&options, arguments) {
+        Ok(parts) => parts,
+        Err(error) => return finish_without_send(Err(error)),
+    };
+    match Request::with_envelope(Some(sender), recipients, &message, &options) {
+        Ok(request) => deliver(&request, &options),
+        Err(error) => finish_without_send(Err(error)),
+    }
+}
+
 /// Builds the options of one call: the defaults, then the profile that the call or the
 /// defaults name, then the call's own settings, which `apply` writes.
 fn merged_options(call_entries: &[Entry<'_>], apply: impl FnOnce(&mut Options) -> Result<(), Error>) -> Result<Options, Error> {
@@ -122,23 +164,26 @@ fn merged_options(call_entries: &[Entry<'_>], apply: impl FnOnce(&mut Options) -
     Ok(options)
 }
 
-/// Validates the request, sends it, writes the audit line, and records the thread's result.
+/// Validates the request and delivers it.
 fn send_with_options(options: Result<Options, Error>, raw: RawRequest<'_>) -> c_int {
-    let mut transcript = Transcript::new();
     let options = match options {
         Ok(options) => options,
         Err(error) => return finish_without_send(Err(error)),
     };
-    let request = match Request::validate(raw, &options) {
-        Ok(request) => request,
-        Err(error) => return finish_without_send(Err(error)),
-    };
+    match Request::validate(raw, &options) {
+        Ok(request) => deliver(&request, &options),
+        Err(error) => finish_without_send(Err(error)),
+    }
+}
 
-    let outcome = session::send(&request, &mut transcript);
+/// Sends a validated request, writes the audit line, and records the thread's result.
+fn deliver(request: &Request<'_>, options: &Options) -> c_int {
+    let mut transcript = Transcript::new();
+    let outcome = session::send(request, &mut transcript);
     let (status, reply_code, message) = summarize(&outcome);
 
     if let Some(path) = &options.log_file {
-        let line = audit::format_line(&audit_record(&request, &outcome, status));
+        let line = audit::format_line(&audit_record(request, &outcome, status));
         if let Err(error) = audit::append_line(path, &line) {
             transcript.note(&format!("Writing the audit line to {} failed: {error}", path.display()));
         }
