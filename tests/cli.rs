@@ -123,3 +123,44 @@ fn statuses_listed() {
     assert!(text.contains("  5  SMTP_TIMEOUT"), "{text}");
     assert!(text.contains(" 99  SMTP_INTERNAL_ERROR"), "{text}");
 }
+
+#[test]
+fn subject_composes_message() {
+    let server = postfix();
+    let (recipient, hidden) = (unique_address("cli-compose"), unique_address("cli-bcc"));
+    let folder = std::env::temp_dir().join(format!("mvsmtp-cli-compose-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let attachment = folder.join("report.pdf");
+    std::fs::write(&attachment, b"%PDF-1.4 not really a PDF").unwrap();
+    let html = folder.join("body.html");
+    std::fs::write(&html, "<p>Hello</p>\n").unwrap();
+
+    let attach = format!("{};name=Report 2026.pdf", attachment.display());
+    let port = server.port.to_string();
+    let output = mvsmtp(
+        &[
+            "send", "--host", &server.host, "--port", &port, "--from", "Billing <billing@example.test>", "--to", &recipient,
+            "--bcc", &hidden, "--subject", "Invoice 42 \u{2013} \u{e9}t\u{e9}", "--attach", &attach, "--html",
+            html.to_str().unwrap(), "--header", "X-Invoice: 42",
+        ],
+        b"Dear customer,\nyour invoice is attached.\n",
+    );
+    std::fs::remove_dir_all(&folder).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let delivered = String::from_utf8_lossy(&server.delivered(&recipient)).into_owned();
+    assert!(delivered.contains("Subject: =?utf-8?"), "{delivered}");
+    assert!(delivered.contains("X-Invoice: 42"), "{delivered}");
+    assert!(delivered.contains("multipart/alternative"), "{delivered}");
+    assert!(delivered.contains("Content-Type: application/pdf"), "{delivered}");
+    assert!(delivered.contains("filename=\"Report 2026.pdf\""), "{delivered}");
+    assert!(!delivered.contains(&hidden), "the Bcc address shows in the message: {delivered}");
+    server.delivered(&hidden);
+}
+
+#[test]
+fn attach_without_subject_refused() {
+    let output = mvsmtp(&["send", "--host", "127.0.0.1", "--from", "a@example.test", "--to", "b@example.test", "--attach", "/etc/hostname"], b"x\n");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--subject"));
+}

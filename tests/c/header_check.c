@@ -22,6 +22,11 @@
 struct api_functions {
     int (*send)(const char *host, int port, const char *helo, const char *from,
                 const char *to, const char *body);
+    int (*send_with)(const char *options, const char *from, const char *to,
+                     const char *body);
+    int (*send_message)(const char *options, const char *from, const char *to,
+                        const char *subject, const char *body,
+                        const char *attachments);
     int (*last_reply_code)(void);
     int (*last_error)(char *buffer, int size);
     const char *(*last_error_text)(void);
@@ -34,6 +39,8 @@ struct api_functions {
 
 static const struct api_functions api = {
     smtp_send,
+    smtp_send_with,
+    smtp_send_message,
     smtp_last_reply_code,
     smtp_last_error,
     smtp_last_error_text,
@@ -66,6 +73,11 @@ static const struct status_macro statuses[] = {
     { "SMTP_RECIPIENTS_REJECTED", SMTP_RECIPIENTS_REJECTED, 11 },
     { "SMTP_DATA_REJECTED", SMTP_DATA_REJECTED, 12 },
     { "SMTP_MESSAGE_REJECTED", SMTP_MESSAGE_REJECTED, 13 },
+    { "SMTP_TLS_FAILED", SMTP_TLS_FAILED, 14 },
+    { "SMTP_TLS_UNAVAILABLE", SMTP_TLS_UNAVAILABLE, 15 },
+    { "SMTP_AUTH_FAILED", SMTP_AUTH_FAILED, 16 },
+    { "SMTP_AUTH_UNAVAILABLE", SMTP_AUTH_UNAVAILABLE, 17 },
+    { "SMTP_MESSAGE_TOO_LARGE", SMTP_MESSAGE_TOO_LARGE, 18 },
     { "SMTP_INTERNAL_ERROR", SMTP_INTERNAL_ERROR, 99 },
 };
 
