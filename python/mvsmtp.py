@@ -16,6 +16,14 @@ Options such as TLS and credentials go with send_with(), as a dict or a list of
          "user": "app", "password": password},
         "app@example.test", "user@example.test", "Subject: Hello\\n\\nHello.\\n")
 
+send_message() composes a MIME message from a subject, a text and attachments, and
+sends it::
+
+    status = mvsmtp.send_message(
+        {"host": "127.0.0.1", "port": 2525, "cc": "office@example.test"},
+        "Billing <app@example.test>", "user@example.test", "Invoice 42",
+        "Please find the invoice attached.\\n", ["/data/invoice-42.pdf"])
+
 The module loads the shared library when it is imported. It looks in these places:
 
 1. the path in the environment variable ``MVSMTP_LIBRARY``, if it is set;
@@ -35,8 +43,9 @@ import collections.abc
 import ctypes
 import ctypes.util
 import os
+import re
 import sys
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "ATTRIBUTE_MARK",
@@ -50,6 +59,7 @@ __all__ = [
     "SMTP_INTERNAL_ERROR",
     "SMTP_INVALID_ARGUMENT",
     "SMTP_MESSAGE_REJECTED",
+    "SMTP_MESSAGE_TOO_LARGE",
     "SMTP_OK",
     "SMTP_PARTIAL",
     "SMTP_PROTOCOL_ERROR",
@@ -59,6 +69,7 @@ __all__ = [
     "SMTP_TIMEOUT",
     "SMTP_TLS_FAILED",
     "SMTP_TLS_UNAVAILABLE",
+    "SUBVALUE_MARK",
     "SmtpError",
     "VALUE_MARK",
     "last_error",
@@ -67,6 +78,8 @@ __all__ = [
     "library",
     "library_path",
     "send",
+    "send_message",
+    "send_message_or_raise",
     "send_or_raise",
     "send_with",
     "send_with_or_raise",
@@ -75,7 +88,8 @@ __all__ = [
     "version",
 ]
 
-# Status codes returned by send(), send_with() and set_option(), as defined in include/mvsmtp.h.
+# Status codes returned by send(), send_with(), send_message() and set_option(), as defined
+# in include/mvsmtp.h.
 SMTP_OK = 0
 SMTP_PARTIAL = 1
 SMTP_INVALID_ARGUMENT = 2
@@ -94,12 +108,14 @@ SMTP_TLS_FAILED = 14
 SMTP_TLS_UNAVAILABLE = 15
 SMTP_AUTH_FAILED = 16
 SMTP_AUTH_UNAVAILABLE = 17
+SMTP_MESSAGE_TOO_LARGE = 18
 SMTP_INTERNAL_ERROR = 99
 
-# MultiValue delimiters on a system without NLS. The library also accepts U+F8FD and
-# U+F8FE in UTF-8, so a str argument may contain those characters instead.
+# MultiValue delimiters on a system without NLS. The library also accepts U+F8FC, U+F8FD
+# and U+F8FE in UTF-8, so a str argument may contain those characters instead.
 VALUE_MARK = b"\xfd"
 ATTRIBUTE_MARK = b"\xfe"
+SUBVALUE_MARK = b"\xfc"
 
 Text = Union[str, bytes, bytearray]
 OptionValue = Union[str, bytes, bytearray, int, bool]
@@ -117,6 +133,11 @@ _OPTION_SEPARATORS = (
     (_ATTRIBUTE_MARKS[0], "an attribute mark (byte 0xFE)"),
     (_ATTRIBUTE_MARKS[1], "an attribute mark (U+F8FE)"),
 )
+
+# Options of a mapping whose value may be a list: one entry per item, or one entry with the
+# addresses joined by ",".
+_REPEATABLE_OPTIONS = (b"header",)
+_ADDRESS_LIST_OPTIONS = (b"cc", b"bcc", b"reply_to")
 
 _C_INT_MIN = -(2**31)
 _C_INT_MAX = 2**31 - 1
@@ -183,6 +204,16 @@ def _declare_functions(lib) -> None:
     ]
     lib.smtp_send_with.restype = ctypes.c_int
 
+    lib.smtp_send_message.argtypes = [
+        ctypes.c_char_p,  # options
+        ctypes.c_char_p,  # from
+        ctypes.c_char_p,  # to
+        ctypes.c_char_p,  # subject
+        ctypes.c_char_p,  # body
+        ctypes.c_char_p,  # attachments
+    ]
+    lib.smtp_send_message.restype = ctypes.c_int
+
     lib.smtp_last_reply_code.argtypes = []
     lib.smtp_last_reply_code.restype = ctypes.c_int
 
@@ -209,7 +240,14 @@ def _declare_functions(lib) -> None:
 
 
 library, library_path = _load_library()
-_declare_functions(library)
+try:
+    _declare_functions(library)
+except AttributeError as error:
+    raise OSError(
+        "libmvsmtp at {} lacks a function that this module needs ({}), so it is older than "
+        "mvsmtp.py. Rebuild it with `cargo build --release`, or point MVSMTP_LIBRARY at a "
+        "current build.".format(library_path, error)
+    ) from error
 
 
 def _to_c_string(value: Optional[Text], argument: str) -> Optional[bytes]:
@@ -314,6 +352,37 @@ def _check_option_entry(data: bytes, argument: str) -> bytes:
     return data
 
 
+def _option_value_entry(name: Text, value: Optional[OptionValue]) -> bytes:
+    """Convert one option value of a mapping to bytes and check that it stays one entry."""
+    argument = "the value of option {!r}".format(name)
+    value_bytes = _option_value_to_c_string(value, argument)
+    if value_bytes is None:
+        raise TypeError("{} must be str, bytes, int or bool, not None".format(argument))
+    return _check_option_entry(value_bytes, argument)
+
+
+def _option_entry_values(name: Text, name_bytes: bytes, value) -> list:
+    """Return the values of the entries that one ``name: value`` pair of a mapping becomes.
+
+    A list or tuple is allowed for the options that take several items. Each "header"
+    item becomes an entry of its own. The addresses of "cc", "bcc" or "reply_to" are
+    joined with "," into one entry, because a second entry would replace the first.
+    """
+    if not isinstance(value, (list, tuple)):
+        return [_option_value_entry(name, value)]
+
+    key = name_bytes.strip().lower()
+    items = [_option_value_entry(name, item) for item in value]
+    if key in _REPEATABLE_OPTIONS:
+        return items
+    if key in _ADDRESS_LIST_OPTIONS:
+        return [b",".join(items)]
+    raise TypeError(
+        "the value of option {!r} is a {}, but only header, cc, bcc and reply_to take a list. "
+        "Pass one str, bytes, int or bool.".format(name, type(value).__name__)
+    )
+
+
 def _options_to_c_string(options: Options) -> Optional[bytes]:
     """Convert the options of send_with() to the newline-separated list that smtp_send_with() takes."""
     if options is None:
@@ -335,11 +404,8 @@ def _options_to_c_string(options: Options) -> Optional[bytes]:
                 )
             _check_option_entry(name_bytes, "option name {!r}".format(name))
 
-            value_bytes = _option_value_to_c_string(value, "the value of option {!r}".format(name))
-            if value_bytes is None:
-                raise TypeError("the value of option {!r} must be str, bytes, int or bool, not None".format(name))
-            _check_option_entry(value_bytes, "the value of option {!r}".format(name))
-            lines.append(name_bytes + b"=" + value_bytes)
+            for value_bytes in _option_entry_values(name, name_bytes, value):
+                lines.append(name_bytes + b"=" + value_bytes)
     elif isinstance(options, (list, tuple)):
         for index, line in enumerate(options):
             line_bytes = _to_c_string(line, "options[{}]".format(index))
@@ -362,7 +428,9 @@ def send_with(options: Options, sender: Text, to: Union[Text, Sequence[Text]], b
     "profile". It is one of:
 
     - a dict or other mapping ``{name: value}``, where a value is str, bytes, int or bool
-      (True becomes "1" and False "0");
+      (True becomes "1" and False "0"). The options "header", "cc", "bcc" and "reply_to"
+      of send_message() also take a list: each header becomes an entry of its own, and
+      the addresses are joined with ",";
     - a list or tuple of ``"name=value"`` lines, each str or bytes;
     - a str or bytes that is already an options list, passed unchanged, so its line
       breaks and attribute marks separate the entries and nothing in it is checked;
@@ -382,6 +450,259 @@ def send_with(options: Options, sender: Text, to: Union[Text, Sequence[Text]], b
         _to_c_string(sender, "sender"),
         _recipients_to_c_string(to),
         _to_c_string(body, "body"),
+    )
+
+
+# Labels of UTF-8 in the WHATWG Encoding Standard, which the library uses to look up the
+# "charset" option.
+_UTF8_LABELS = frozenset(
+    ("utf-8", "utf8", "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8")
+)
+
+# Line breaks and attribute marks, which end an entry of an options list in the library.
+_OPTION_LINE_BREAK = re.compile(b"\r\n|\r|\n|\xfe|\xef\xa3\xbe")
+
+# Bytes that separate attachments (attribute marks), their fields (value marks) and the
+# lines of in-memory content (subvalue marks) in the attachments argument, as 8-bit bytes
+# and as U+F8FC..U+F8FE in UTF-8. NUL ends the C string.
+_ATTACHMENT_DELIMITERS = (
+    (b"\x00", "a NUL character"),
+    (b"\xfe", "an attribute mark (byte 0xFE)"),
+    (b"\xfd", "a value mark (byte 0xFD)"),
+    (b"\xfc", "a subvalue mark (byte 0xFC)"),
+    ("\uf8fe".encode("utf-8"), "an attribute mark (U+F8FE)"),
+    ("\uf8fd".encode("utf-8"), "a value mark (U+F8FD)"),
+    ("\uf8fc".encode("utf-8"), "a subvalue mark (U+F8FC)"),
+)
+
+_ATTACHMENT_KEYS = ("path", "data", "name", "type")
+
+AttachmentPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+Attachment = Union[AttachmentPath, Tuple[Optional[AttachmentPath], ...], Mapping[str, object]]
+
+
+def _charset_of(options: Optional[bytes]) -> Optional[str]:
+    """Return the lower-case value of the last "charset" entry in an options list, or None.
+
+    An empty value restores the default, UTF-8. None means that the list does not set the
+    option, so the default from set_option() or a profile applies.
+    """
+    charset = None
+    for line in _OPTION_LINE_BREAK.split(options or b""):
+        name, equals, value = line.partition(b"=")
+        if equals and name.strip(b" \t").lower() == b"charset":
+            charset = value.strip(b" \t").decode("ascii", errors="replace").lower() or "utf-8"
+    return charset
+
+
+def _message_text(value: Optional[Text], argument: str, charset: Optional[str]) -> Optional[bytes]:
+    """Convert a text argument of send_message(), rejecting str that the charset would garble.
+
+    str is always encoded as UTF-8, and the library decodes text in the "charset" option,
+    so non-ASCII str with charset=ISO-8859-1 would arrive as mojibake.
+    """
+    if isinstance(value, str) and charset is not None and charset not in _UTF8_LABELS and not value.isascii():
+        raise ValueError(
+            "{} is a str with non-ASCII characters, which this module passes as UTF-8, but the "
+            "options set charset={}. Pass it as bytes in that character set, or remove the charset "
+            "option.".format(argument, charset)
+        )
+    return _to_c_string(value, argument)
+
+
+def _check_attachment_field(data: bytes, argument: str) -> bytes:
+    """Raise ValueError when a path, file name or content type contains a delimiter or line break."""
+    line_breaks = ((b"\r", "a carriage return (CR)"), (b"\n", "a line feed (LF)"))
+    for delimiter, description in _ATTACHMENT_DELIMITERS + line_breaks:
+        if delimiter in data:
+            raise ValueError(
+                "{} contains {}, which would split the attachments argument in the wrong place. "
+                "Remove it.".format(argument, description)
+            )
+    return data
+
+
+def _attachment_field(value: Optional[AttachmentPath], argument: str, charset: Optional[str]) -> bytes:
+    """Convert a path, file name or content type to bytes. None and "" become b"", the default."""
+    if value is None:
+        return b""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            # Undecodable file names come back from os.listdir() as lone surrogates.
+            raise ValueError(
+                "{} cannot be encoded as UTF-8 ({}), and the library opens files by UTF-8 "
+                "names. Rename the file, or copy it to a name that is valid UTF-8.".format(argument, error)
+            ) from error
+    data = _message_text(value, argument, charset)
+    return _check_attachment_field(data, argument)
+
+
+def _attachment_content(data: Union[str, bytes, bytearray, memoryview], argument: str) -> bytes:
+    """Convert in-memory content to bytes whose line breaks are subvalue marks.
+
+    The library turns each subvalue mark back into CRLF. Content is never decoded from the
+    charset option: str is encoded as UTF-8, and bytes pass unchanged.
+    """
+    if isinstance(data, str):
+        content = data.encode("utf-8")
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        content = bytes(data)
+    else:
+        raise TypeError("{} must be str or bytes, not {}".format(argument, type(data).__name__))
+
+    advice = "Write binary data to a file and attach the file's path instead."
+    for delimiter, description in _ATTACHMENT_DELIMITERS:
+        if delimiter in content:
+            raise ValueError(
+                "{} contains {}, which the attachments argument cannot carry. {}".format(argument, description, advice)
+            )
+
+    content = content.replace(b"\r\n", SUBVALUE_MARK).replace(b"\n", SUBVALUE_MARK)
+    if b"\r" in content:
+        raise ValueError(
+            "{} contains a carriage return (CR) without a line feed, which the attachments argument "
+            "cannot carry. Use LF or CRLF line breaks, or write the data to a file and attach the file's "
+            "path.".format(argument)
+        )
+    return content
+
+
+def _attachment_entry(item: Attachment, index: int, charset: Optional[str]) -> bytes:
+    """Convert one item of the attachments list to its attribute: path, name, type and content."""
+    argument = "attachments[{}]".format(index)
+    content = None
+
+    if isinstance(item, (str, bytes, bytearray, os.PathLike)):
+        path, name, content_type = item, None, None
+    elif isinstance(item, tuple):
+        if not 1 <= len(item) <= 3:
+            raise ValueError(
+                "{} is a tuple of {} items. Write it as (path,), (path, name) or (path, name, type).".format(
+                    argument, len(item)
+                )
+            )
+        path, name, content_type = tuple(item) + (None,) * (3 - len(item))
+    elif isinstance(item, collections.abc.Mapping):
+        unknown = [key for key in item if key not in _ATTACHMENT_KEYS]
+        if unknown:
+            raise ValueError(
+                "{} has the unknown key(s) {}. Use {}.".format(
+                    argument, ", ".join(repr(key) for key in unknown), ", ".join(_ATTACHMENT_KEYS)
+                )
+            )
+        has_path = item.get("path") is not None
+        has_data = item.get("data") is not None
+        if has_path == has_data:
+            raise ValueError(
+                "{} needs exactly one of \"path\" (a file to attach) and \"data\" (the content "
+                "itself).".format(argument)
+            )
+        path, name, content_type = item.get("path"), item.get("name"), item.get("type")
+        if has_data:
+            content = _attachment_content(item["data"], "the data of {}".format(argument))
+    else:
+        raise TypeError(
+            "{} must be a path (str, bytes or os.PathLike), a tuple (path, name, type) or a dict, "
+            "not {}".format(argument, type(item).__name__)
+        )
+
+    if content is None and not isinstance(path, (str, bytes, bytearray, os.PathLike)):
+        raise TypeError(
+            "the path of {} must be str, bytes or os.PathLike, not {}".format(argument, type(path).__name__)
+        )
+    path_bytes = _attachment_field(path, "the path of {}".format(argument), charset)
+    if content is None and path_bytes.strip(b" ") == b"":
+        # The library skips an attachment that is blank, so it would vanish without an error.
+        raise ValueError("the path of {} is empty. Give the file to attach.".format(argument))
+
+    fields = [
+        path_bytes,
+        _attachment_field(name, "the file name of {}".format(argument), charset),
+        _attachment_field(content_type, "the content type of {}".format(argument), charset),
+    ]
+    if content is not None:
+        fields.append(content)
+    return VALUE_MARK.join(fields)
+
+
+def _attachments_to_c_string(attachments: Optional[Sequence[Attachment]], charset: Optional[str]) -> Optional[bytes]:
+    """Convert the attachments of send_message() to a dynamic array, one attachment per attribute."""
+    if attachments is None:
+        return None
+    if not isinstance(attachments, list):
+        raise TypeError(
+            "attachments must be a list or None, not {}. Wrap a single attachment in a list.".format(
+                type(attachments).__name__
+            )
+        )
+    return ATTRIBUTE_MARK.join(_attachment_entry(item, index, charset) for index, item in enumerate(attachments))
+
+
+def send_message(
+    options: Options,
+    sender: Text,
+    to: Union[Text, Sequence[Text]],
+    subject: Text,
+    body: Text,
+    attachments: Optional[Sequence[Attachment]] = None,
+) -> int:
+    """Compose a MIME message, send it with smtp_send_message() and return its status code.
+
+    ``options`` is as for send_with(), plus the message options listed at smtp_set_option
+    in include/mvsmtp.h: "cc", "bcc", "reply_to", "charset", "html_file", "body_type" and
+    "header". Each "header" value is one "Name: value" line, and a list adds several.
+
+    ``sender`` is ``user@example.com`` or ``Name <user@example.com>``. ``to`` is as for
+    send(), and may be "" when "cc" or "bcc" names the recipients. ``subject`` is one
+    line, and ``body`` is the text, or the HTML with body_type=html. The library adds
+    Date, Message-ID and MIME-Version, and encodes every part so that no line exceeds
+    998 octets.
+
+    ``attachments`` is None or a list whose items are one of:
+
+    - a path (str, bytes or os.PathLike) of a file to attach;
+    - a tuple ``(path, name, type)``, where the file name shown to the reader and the
+      content type may be left out or None. The name defaults to the last part of the
+      path, and the type is guessed from the name;
+    - a dict ``{"path": path, "name": name, "type": type}`` or, for content held in
+      memory, ``{"data": text, "name": name, "type": type}``. The data is str (encoded as
+      UTF-8) or bytes, and its line breaks (LF or CRLF) are sent as CRLF.
+
+    With "charset" set to an 8-bit character set such as ISO-8859-1, pass every text
+    argument as bytes in that character set. The check for str arguments reads the charset
+    from ``options`` only, not from set_option() or a profile, and it skips option values
+    and attachment data.
+
+    Raises ValueError before calling the library when an argument cannot be passed
+    unchanged. That is NUL anywhere, or a line break or MultiValue mark (bytes 0xFC to
+    0xFE, U+F8FC to U+F8FE) in a path, name or type. In attachment data, a mark or a bare
+    CR raises too, so write binary data to a file and attach its path. An empty path
+    raises, and so does a str with non-ASCII characters while the options set a charset
+    other than UTF-8. Raises TypeError for arguments of another type.
+
+    Returns SMTP_MESSAGE_TOO_LARGE, without sending, when the server announces a SIZE
+    limit below the size of the message.
+    """
+    options_bytes = _options_to_c_string(options)
+    charset = _charset_of(options_bytes)
+
+    if isinstance(to, (list, tuple)):
+        for index, address in enumerate(to):
+            _message_text(address, "to[{}]".format(index), charset)
+    else:
+        _message_text(to, "to", charset)
+
+    return library.smtp_send_message(
+        options_bytes,
+        _message_text(sender, "sender", charset),
+        _recipients_to_c_string(to),
+        _message_text(subject, "subject", charset),
+        _message_text(body, "body", charset),
+        _attachments_to_c_string(attachments, charset),
     )
 
 
@@ -467,5 +788,22 @@ def send_with_or_raise(options: Options, sender: Text, to: Union[Text, Sequence[
     SMTP_PARTIAL raises too, although the message was delivered to the accepted recipients.
     """
     status = send_with(options, sender, to, body)
+    if status != SMTP_OK:
+        raise SmtpError(status, last_reply_code(), last_error())
+
+
+def send_message_or_raise(
+    options: Options,
+    sender: Text,
+    to: Union[Text, Sequence[Text]],
+    subject: Text,
+    body: Text,
+    attachments: Optional[Sequence[Attachment]] = None,
+) -> None:
+    """Send one message like send_message(), and raise SmtpError for any status other than SMTP_OK.
+
+    SMTP_PARTIAL raises too, although the message was delivered to the accepted recipients.
+    """
+    status = send_message(options, sender, to, subject, body, attachments)
     if status != SMTP_OK:
         raise SmtpError(status, last_reply_code(), last_error())

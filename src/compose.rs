@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mail_builder::headers::address::Address as HeaderAddress;
+use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text;
 use mail_builder::MessageBuilder;
 
@@ -222,11 +223,16 @@ pub fn read_attachments(list: &[u8], charset: Charset) -> Result<Vec<Attachment>
         if name.chars().any(char::is_control) {
             return Err(Error::InvalidArgument(format!("Invalid file name of attachment {number}: it contains a control character.")));
         }
-        let content_type = if content_type.is_empty() {
+        let mut content_type = if content_type.is_empty() {
             mime_guess::from_path(&name).first_raw().unwrap_or("application/octet-stream").to_owned()
         } else {
             validate_content_type(&content_type, number)?
         };
+        // In-memory text is in the caller's character set; say which, unless the caller did.
+        let needs_label = path.is_empty() && content_type.starts_with("text/") && !content_type.to_ascii_lowercase().contains("charset") && !data.is_ascii();
+        if needs_label {
+            content_type = format!("{content_type}; charset={}", charset.name().to_ascii_lowercase());
+        }
         attachments.push(Attachment { name, content_type, data });
     }
     Ok(attachments)
@@ -301,9 +307,11 @@ pub fn compose_message(options: &Options, arguments: MessageArguments<'_>) -> Re
     let bcc = list(options.bcc.as_deref(), "bcc")?;
     let reply_to = list(options.reply_to.as_deref(), "reply_to")?;
 
+    // Domains are case-insensitive (RFC 5321, 2.4), local parts are not.
+    let same = |a: &Address, b: &Address| a.local_part() == b.local_part() && a.domain().eq_ignore_ascii_case(b.domain());
     let mut recipients: Vec<Address> = Vec::new();
     for mailbox in to.iter().chain(&cc).chain(&bcc) {
-        if !recipients.contains(&mailbox.address) {
+        if !recipients.iter().any(|known| same(known, &mailbox.address)) {
             recipients.push(mailbox.address.clone());
         }
     }
@@ -348,10 +356,12 @@ pub fn build(composition: &Composition) -> Result<Vec<u8>, Error> {
     };
     let domain = header_address(&from.address).rsplit_once('@').map(|(_, domain)| domain.to_owned()).unwrap_or_default();
 
-    let mut builder = MessageBuilder::new()
-        .from(to_header(from))
-        .subject(Text::new(composition.subject.as_str()))
-        .message_id(new_message_id(&domain));
+    let mut builder = MessageBuilder::new().from(to_header(from)).message_id(new_message_id(&domain));
+    builder = if looks_encoded(&composition.subject) {
+        builder.header("Subject", Raw::new(encoded_words(&composition.subject)))
+    } else {
+        builder.subject(Text::new(composition.subject.as_str()))
+    };
     if !composition.to.is_empty() {
         builder = builder.to(to_header_list(&composition.to));
     }
@@ -362,14 +372,19 @@ pub fn build(composition: &Composition) -> Result<Vec<u8>, Error> {
         builder = builder.reply_to(to_header_list(&composition.reply_to));
     }
     for (name, value) in &composition.headers {
-        builder = builder.header(name.clone(), Text::new(value.clone()));
+        builder = if looks_encoded(value) {
+            builder.header(name.clone(), Raw::new(encoded_words(value)))
+        } else {
+            builder.header(name.clone(), Text::new(value.clone()))
+        };
     }
 
+    // Text in MIME has CRLF line breaks (RFC 2046, 4.1.1), also inside base64.
     if let Some(text) = &composition.text {
-        builder = builder.text_body(text.as_str());
+        builder = builder.text_body(crlf_lines(text));
     }
     if let Some(html) = &composition.html {
-        builder = builder.html_body(html.as_str());
+        builder = builder.html_body(crlf_lines(html));
     }
     if composition.text.is_none() && composition.html.is_none() {
         builder = builder.text_body("");
@@ -379,6 +394,35 @@ pub fn build(composition: &Composition) -> Result<Vec<u8>, Error> {
     }
 
     builder.write_to_vec().map_err(|error| Error::Internal(format!("writing the MIME message failed: {error}")))
+}
+
+/// Reports whether plain text contains what a mail reader would decode as an RFC 2047
+/// encoded word, so that it must be encoded to arrive unchanged.
+fn looks_encoded(text: &str) -> bool {
+    text.contains("=?") && text.contains("?=")
+}
+
+/// Encodes header text as base64 encoded words (RFC 2047) of at most 45 input bytes each,
+/// split at character boundaries and folded onto continuation lines.
+fn encoded_words(text: &str) -> String {
+    use base64::Engine;
+    let mut words = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + 45).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&text.as_bytes()[start..end]);
+        words.push(format!("=?utf-8?B?{encoded}?="));
+        start = end;
+    }
+    words.join("\r\n ")
+}
+
+/// Converts every line break (LF, CR or CRLF) to CRLF.
+fn crlf_lines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n")
 }
 
 /// The address as it appears in a header: with an ASCII domain, since servers and mail
@@ -476,6 +520,25 @@ mod tests {
         assert!(parse_extra_header("Bcc: a@example.test").is_err());
         assert!(parse_extra_header("No colon").is_err());
         assert!(parse_extra_header("Bad Name: x").is_err());
+    }
+
+    #[test]
+    fn encoded_word_lookalike_encoded() {
+        assert!(looks_encoded("=?utf-8?q?x?= plain"));
+        let words = encoded_words("=?utf-8?q?x?= is plain text, not an encoded word, and it is long");
+        assert!(words.starts_with("=?utf-8?B?"), "{words}");
+        assert!(words.contains("\r\n "), "{words}");
+    }
+
+    #[test]
+    fn line_breaks_become_crlf() {
+        assert_eq!(crlf_lines("a\nb\r\nc\rd"), "a\r\nb\r\nc\r\nd");
+    }
+
+    #[test]
+    fn in_memory_text_labelled() {
+        let attachments = read_attachments("\u{f8fd}st\u{e4}dte.csv\u{f8fd}\u{f8fd}Z\u{fc}rich".as_bytes(), Charset::default()).unwrap();
+        assert_eq!(attachments[0].content_type, "text/csv; charset=utf-8");
     }
 
     #[test]
