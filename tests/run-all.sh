@@ -62,6 +62,12 @@ cargo build --release || record_failure "cargo build --release"
 heading "Running the cargo tests (cargo test --release)"
 cargo test --release || record_failure "cargo test --release"
 
+# The panic-guard test needs a test-only feature, built in its own target folder so that the
+# release library used by the other tests never has it.
+heading "Running the panic-guard test (cargo test --features fault-injection)"
+CARGO_TARGET_DIR=target/fault-injection cargo test --release --features fault-injection --test panic_guard \
+    || record_failure "cargo test --features fault-injection"
+
 run_python_tests || record_failure "pytest tests/python"
 
 echo

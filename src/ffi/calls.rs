@@ -32,6 +32,8 @@ pub fn set_option(name: Option<&[u8]>, value: Option<&[u8]>) -> c_int {
     let result = match (name, value) {
         (None, _) => Err(Error::InvalidArgument("Missing argument: name is NULL. Pass an option name such as \"timeout\".".into())),
         (_, None) => Err(Error::InvalidArgument("Missing argument: value is NULL. Pass \"\" to restore the default.".into())),
+        #[cfg(feature = "fault-injection")]
+        (Some(b"test_panic"), Some(_)) => panic!("forced panic for testing the guard at the C boundary"),
         (Some(name), Some(value)) => {
             let mut defaults = DEFAULTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let mut updated = defaults.clone();
