@@ -31,20 +31,27 @@ const VALUE_MARK_UTF8: [u8; 3] = [0xEF, 0xA3, 0xBD];
 const SUBVALUE_MARK: u8 = 0xFC;
 const SUBVALUE_MARK_UTF8: [u8; 3] = [0xEF, 0xA3, 0xBC];
 
-/// Header names that the composer writes itself and that an extra header must not repeat.
-const RESERVED_HEADERS: &[&str] = &[
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "reply-to",
-    "subject",
+/// Header names that come from an argument or option of `smtp_send_message`, with it.
+const ARGUMENT_HEADERS: &[(&str, &str)] = &[
+    ("from", "the from argument"),
+    ("to", "the to argument"),
+    ("cc", "the cc option"),
+    ("bcc", "the bcc option"),
+    ("reply-to", "the reply_to option"),
+    ("subject", "the subject argument"),
+];
+
+/// Header names that the composer or the servers on the way write, and that an extra
+/// header must not repeat.
+const GENERATED_HEADERS: &[&str] = &[
     "date",
     "message-id",
     "mime-version",
     "content-type",
     "content-transfer-encoding",
     "content-disposition",
+    "received",
+    "return-path",
 ];
 
 /// The character set of caller text: UTF-8, or an 8-bit code page of a system without NLS.
@@ -68,7 +75,7 @@ impl Charset {
         if self.0 == encoding_rs::UTF_8 {
             return std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|error| {
                 Error::InvalidArgument(format!(
-                    "Invalid {what}: it is not valid UTF-8 (byte {} of it). On a system without NLS, set charset=ISO-8859-1 or the code page in use.",
+                    "Invalid {what}: it is not valid UTF-8 (byte {} of it). On a system without NLS, set the charset option to the code page in use, such as charset=ISO-8859-1 (--charset on the command line).",
                     error.valid_up_to() + 1
                 ))
             });
@@ -263,8 +270,12 @@ pub fn parse_extra_header(line: &str) -> Result<(String, String), Error> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
         return Err(invalid("the name must be printable ASCII without spaces or ':'"));
     }
-    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-        return Err(invalid("the library writes this header itself; use the matching argument or option"));
+    let lower = name.to_ascii_lowercase();
+    if let Some((_, source)) = ARGUMENT_HEADERS.iter().find(|(header, _)| *header == lower) {
+        return Err(invalid(&format!("set it with {source} instead")));
+    }
+    if GENERATED_HEADERS.contains(&lower.as_str()) {
+        return Err(invalid("the library or the mail servers write this header, so it cannot be set"));
     }
     if value.chars().any(char::is_control) {
         return Err(invalid("the value contains a control character"));

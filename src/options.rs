@@ -218,9 +218,17 @@ impl Options {
                 }
                 self.profile = (!empty).then(|| name.to_owned());
             }
-            "cc" => self.cc = (!empty).then(|| value.to_vec()),
-            "bcc" => self.bcc = (!empty).then(|| value.to_vec()),
-            "reply_to" => self.reply_to = (!empty).then(|| value.to_vec()),
+            "cc" | "bcc" | "reply_to" => {
+                if !empty {
+                    crate::address::parse_mailboxes(value).map_err(|error| invalid(&format!("the address list {error}")))?;
+                }
+                let list = (!empty).then(|| value.to_vec());
+                match name {
+                    "cc" => self.cc = list,
+                    "bcc" => self.bcc = list,
+                    _ => self.reply_to = list,
+                }
+            }
             "charset" => {
                 self.charset = if empty {
                     Charset::default()
@@ -241,6 +249,9 @@ impl Options {
                 if empty {
                     self.headers.clear();
                 } else {
+                    // The value is checked in full when the charset is known; the name is ASCII.
+                    let line = String::from_utf8_lossy(value);
+                    crate::compose::parse_extra_header(&line)?;
                     self.headers.push(value.to_vec());
                 }
             }
@@ -391,6 +402,17 @@ mod tests {
         options.apply_list(b"tls=implicit\nuser=u\nauth=PLAIN").unwrap();
         options.apply_list(b"tls=\nuser=\nauth=").unwrap();
         assert_eq!(options, Options::default());
+    }
+
+    #[test]
+    fn message_options_checked_when_set() {
+        let mut options = Options::default();
+        assert!(options.set(b"header", b"Subject: sneaky").is_err());
+        assert!(options.set(b"header", b"no colon").is_err());
+        assert!(options.set(b"cc", b"not an address").is_err());
+        assert!(options.set(b"bcc", b"archive@example.test\xfdcopy@example.test").is_ok());
+        assert!(options.set(b"header", b"X-Invoice: 42").is_ok());
+        assert_eq!(options.headers.len(), 1);
     }
 
     #[test]

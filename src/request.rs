@@ -64,6 +64,19 @@ impl<'a> Request<'a> {
         let recipients =
             address::parse_recipients(to).map_err(|error| Error::InvalidArgument(format!("Invalid recipient list: {error}.")))?;
 
+        // For a ready-made message, cc and bcc only add envelope recipients: its headers are
+        // the caller's.
+        let mut recipients = recipients;
+        for (name, list) in [("cc", &options.cc), ("bcc", &options.bcc)] {
+            let Some(list) = list else { continue };
+            let extra = address::parse_recipients(list).map_err(|error| Error::InvalidArgument(format!("Invalid {name} list: {error}.")))?;
+            for address in extra {
+                if !recipients.contains(&address) {
+                    recipients.push(address);
+                }
+            }
+        }
+
         let body = required(raw.body, "body")?;
         if let Some(offset) = body.iter().position(|&b| b == 0) {
             return Err(Error::InvalidArgument(format!(
@@ -327,6 +340,13 @@ mod tests {
         assert!(problem(raw(b"b@x.test"), &options("user=u")).contains("without a password"));
         assert!(problem(raw(b"b@x.test"), &options("user=u\npassword=p\nauth=XOAUTH2")).contains("oauth_token"));
         assert!(problem(raw(b"b@x.test"), &options("user=u\noauth_token=t\nauth=PLAIN")).contains("needs a password"));
+    }
+
+    #[test]
+    fn cc_and_bcc_add_envelope_recipients() {
+        let request = Request::validate(raw(b"b@x.test"), &options("cc=c@x.test\nbcc=d@x.test,b@x.test")).unwrap();
+        let recipients: Vec<&str> = request.recipients.iter().map(Address::as_str).collect();
+        assert_eq!(recipients, vec!["b@x.test", "c@x.test", "d@x.test"]);
     }
 
     #[test]

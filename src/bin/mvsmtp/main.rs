@@ -1,26 +1,32 @@
-//! `mvsmtp`: send a message from the command line through libmvsmtp.
+//! `mvsmtp`: send e-mail from the command line through libmvsmtp.
 //!
-//! The exit status is the library's status code (0 for sent), the error goes to stderr, and
-//! `--transcript` prints the conversation on stdout. Passwords and tokens are never taken as
-//! arguments, which other users could read with `ps`: they come from a profile, an
-//! environment variable or a file.
+//! `send` takes the tool's own options. `sendmail` and `mail` take the arguments of the
+//! sendmail and mailx commands, so that scripts written for those work unchanged. Through a
+//! link named `sendmail`, `mail` or `mailx`, the tool runs that mode with all its arguments.
+//!
+//! The exit status is the library's status code (0 for sent), and the error goes to stderr.
+//! Passwords and tokens are never taken as arguments, which other users could read with
+//! `ps`: they come from a profile, an environment variable or a file.
+
+mod getopt;
+mod headers;
+mod mail;
+mod report;
+mod sendmail;
+mod settings;
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use mvsmtp::ffi::{calls, diagnostics, status};
-use mvsmtp::options::OPTION_NAMES;
+use mvsmtp::ffi::{calls, status};
 use mvsmtp::request::RawRequest;
 
-/// Environment variable read for the password when set.
-const PASSWORD_ENV: &str = "MVSMTP_PASSWORD";
-
-/// Environment variable read for the OAuth 2.0 access token when set.
-const TOKEN_ENV: &str = "MVSMTP_OAUTH_TOKEN";
+use report::OutputFormat;
+use settings::{borrow_entries, Entries, ServerArgs};
 
 #[derive(Parser)]
 #[command(name = "mvsmtp", version, about = "Send e-mail over SMTP with libmvsmtp")]
@@ -35,23 +41,29 @@ enum Command {
     /// (or HTML) is read from standard input or --file. Without it, standard input or --file
     /// holds the whole message as it goes after DATA: headers, a blank line, then the text.
     Send(Box<SendArgs>),
+    /// Send a ready-made message with the arguments of the sendmail command (-t, -f, -F, -i).
+    /// See mvsmtp sendmail --help.
+    #[command(disable_help_flag = true)]
+    Sendmail(ModeArgs),
+    /// Compose and send a message with the arguments of the mail (mailx) command (-s, -c, -b,
+    /// -r, -a). See mvsmtp mail --help.
+    #[command(disable_help_flag = true)]
+    Mail(ModeArgs),
     /// List the status codes that the exit status can take.
     Statuses,
 }
 
+/// The arguments of a mode that parses its own, as the sendmail and mail commands do.
+#[derive(clap::Args)]
+struct ModeArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<OsString>,
+}
+
 #[derive(clap::Args)]
 struct SendArgs {
-    /// Mail server host name or IP address (or set host in a profile).
-    #[arg(long)]
-    host: Option<String>,
-
-    /// Server port. The default is 25, or 465 with --tls implicit.
-    #[arg(long, allow_negative_numbers = true)]
-    port: Option<String>,
-
-    /// Name to give in EHLO; defaults to this machine's host name.
-    #[arg(long)]
-    helo: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
 
     /// Envelope sender; "" sends the null sender <>.
     #[arg(long)]
@@ -61,38 +73,6 @@ struct SendArgs {
     /// option for more.
     #[arg(long, required = true)]
     to: Vec<OsString>,
-
-    /// Seconds to wait for connecting, the TLS handshake, each write and each reply (1 to 3600).
-    #[arg(long)]
-    timeout: Option<String>,
-
-    /// TLS mode: none, starttls, implicit or opportunistic.
-    #[arg(long)]
-    tls: Option<String>,
-
-    /// User name for authentication. The password comes from a profile, the
-    /// MVSMTP_PASSWORD environment variable or --password-file.
-    #[arg(long)]
-    user: Option<String>,
-
-    /// File whose first line is the password.
-    #[arg(long)]
-    password_file: Option<PathBuf>,
-
-    /// File whose first line is an OAuth 2.0 access token (for XOAUTH2); the
-    /// MVSMTP_OAUTH_TOKEN environment variable works too.
-    #[arg(long)]
-    oauth_token_file: Option<PathBuf>,
-
-    /// Named block of options in the configuration file ($MVSMTP_CONFIG, ~/.mvsmtp.conf or
-    /// /etc/mvsmtp.conf).
-    #[arg(long)]
-    profile: Option<String>,
-
-    /// Any library option as NAME=VALUE, such as tls_ca_file=/etc/ssl/my-ca.pem. Repeatable.
-    /// Not for password or oauth_token.
-    #[arg(long = "option", short = 'o', value_name = "NAME=VALUE")]
-    options: Vec<String>,
 
     /// Read the message (or, with --subject, its body) from this file instead of standard input.
     #[arg(long)]
@@ -136,19 +116,57 @@ struct SendArgs {
     /// and credentials are hidden).
     #[arg(long)]
     transcript: bool,
+
+    /// Print one JSON object on standard output: status, status_name, reply_code, error,
+    /// message_id (for a ready-made message that has one) and, with --transcript,
+    /// transcript. Library errors then go only into the object.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+
+    // A link named like the command it replaces runs that mode with every argument.
+    let invoked_as = args.first().and_then(|program| Path::new(program).file_name()).and_then(|name| name.to_str());
+    match invoked_as {
+        Some("sendmail") => return exit_code(sendmail::run(&args[1..])),
+        Some("mail" | "mailx") => return exit_code(mail::run(&args[1..])),
+        _ => {}
+    }
+
+    // The modes parse their own arguments, and print their own help for `mvsmtp help MODE`.
+    let subcommand = args.get(1).and_then(|arg| arg.to_str());
+    let topic = args.get(2).and_then(|arg| arg.to_str());
+    match (subcommand, topic) {
+        (Some("sendmail"), _) => return exit_code(sendmail::run(&args[2..])),
+        (Some("mail"), _) => return exit_code(mail::run(&args[2..])),
+        (Some("help"), Some("sendmail")) => return exit_code(sendmail::run(&["--help".into()])),
+        (Some("help"), Some("mail")) => return exit_code(mail::run(&["--help".into()])),
+        _ => {}
+    }
+
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            let code = if error.use_stderr() { status::SMTP_INVALID_ARGUMENT } else { status::SMTP_OK };
-            return exit_code(code);
+            if !error.use_stderr() {
+                return exit_code(status::SMTP_OK);
+            }
+            // The message is already on stderr; --json callers also get the object.
+            let format = OutputFormat::scan(&args);
+            if format.json {
+                let rendered = error.render().to_string();
+                let message = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ");
+                print!("{}", report::json_result(status::SMTP_INVALID_ARGUMENT, 0, message, None, format.transcript.then_some("")));
+            }
+            return exit_code(status::SMTP_INVALID_ARGUMENT);
         }
     };
     match cli.command {
         Command::Send(args) => exit_code(send(&args)),
+        Command::Sendmail(mode) => exit_code(sendmail::run(&mode.args)),
+        Command::Mail(mode) => exit_code(mail::run(&mode.args)),
         Command::Statuses => {
             for (code, name) in status::STATUS_NAMES {
                 println!("{code:>3}  {}", name.to_string_lossy());
@@ -159,28 +177,29 @@ fn main() -> ExitCode {
 }
 
 fn send(args: &SendArgs) -> i32 {
+    let output = OutputFormat { json: args.json, transcript: args.transcript };
     let entries = match option_entries(args) {
         Ok(entries) => entries,
-        Err(message) => return usage_error(&message),
+        Err(message) => return output.usage_error(&message),
     };
 
     let body = match read_message(args.file.as_deref()) {
         Ok(body) => body,
         Err(error) => {
             let source = args.file.as_ref().map_or("standard input".to_owned(), |path| path.display().to_string());
-            return usage_error(&format!("Reading the message from {source} failed: {error}."));
+            return output.usage_error(&format!("Reading the message from {source} failed: {error}."));
         }
     };
 
     let from = os_bytes(&args.from);
     let to = join_lists(&args.to);
 
-    let borrowed: Vec<(&[u8], &[u8])> = entries.iter().map(|(name, value)| (name.as_bytes(), value.as_slice())).collect();
-    let code = match &args.subject {
+    let borrowed = borrow_entries(&entries);
+    let (code, message_id) = match &args.subject {
         Some(subject) => {
             let subject = os_bytes(subject);
             let attachments = attachment_list(&args.attachments);
-            calls::send_message_with_entries(
+            let code = calls::send_message_with_entries(
                 &borrowed,
                 calls::MessageArguments {
                     from: Some(&from),
@@ -189,20 +208,16 @@ fn send(args: &SendArgs) -> i32 {
                     body: Some(&body),
                     attachments: Some(&attachments),
                 },
-            )
+            );
+            // NOTE: the library does not return the Message-ID of a composed message.
+            (code, None)
         }
-        None => calls::send_with_entries(&borrowed, RawRequest { from: Some(&from), to: Some(&to), body: Some(&body) }),
+        None => {
+            let code = calls::send_with_entries(&borrowed, RawRequest { from: Some(&from), to: Some(&to), body: Some(&body) });
+            (code, mvsmtp::audit::message_id(&body))
+        }
     };
-
-    if args.transcript {
-        let mut stdout = io::stdout().lock();
-        let _ = stdout.write_all(diagnostics::last_transcript().as_bytes());
-        let _ = stdout.flush();
-    }
-    if code != status::SMTP_OK {
-        report_failure(code);
-    }
-    code
+    output.finish(code, message_id.as_deref())
 }
 
 /// Joins repeated address options into one list.
@@ -238,15 +253,15 @@ fn attachment_list(specs: &[OsString]) -> Vec<u8> {
     list
 }
 
-/// Collects the library options from the arguments, the environment and the secret files,
-/// in that order of increasing precedence for secrets.
-fn option_entries(args: &SendArgs) -> Result<Vec<(String, Vec<u8>)>, String> {
+/// Collects the library options of `send`: the composing options, then the server
+/// settings and secrets.
+fn option_entries(args: &SendArgs) -> Result<Entries, String> {
     let composing = !args.attachments.is_empty() || args.html.is_some() || !args.cc.is_empty() || !args.bcc.is_empty() || args.reply_to.is_some() || args.charset.is_some() || !args.headers.is_empty();
     if composing && args.subject.is_none() {
         return Err("The options --attach, --html, --cc, --bcc, --reply-to, --charset and --header compose a message, which needs --subject.".into());
     }
 
-    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut entries: Entries = Vec::new();
     if !args.cc.is_empty() {
         entries.push(("cc".into(), join_lists(&args.cc)));
     }
@@ -266,62 +281,8 @@ fn option_entries(args: &SendArgs) -> Result<Vec<(String, Vec<u8>)>, String> {
         entries.push(("header".into(), header.clone().into_bytes()));
     }
 
-    let named = [
-        ("profile", &args.profile),
-        ("host", &args.host),
-        ("port", &args.port),
-        ("helo", &args.helo),
-        ("timeout", &args.timeout),
-        ("tls", &args.tls),
-        ("user", &args.user),
-    ];
-    for (name, value) in named {
-        if let Some(value) = value {
-            entries.push((name.to_owned(), value.clone().into_bytes()));
-        }
-    }
-
-    for option in &args.options {
-        let Some((name, value)) = option.split_once('=') else {
-            return Err(format!("The option \"{option}\" has no '='. Write it as NAME=VALUE."));
-        };
-        let name = name.trim();
-        let lower = name.to_ascii_lowercase();
-        if lower == "password" || lower == "oauth_token" {
-            return Err(format!(
-                "The option {lower} is not accepted on the command line, because other users can read command lines with ps. Use --{}-file, the {} environment variable, or a profile.",
-                lower.replace('_', "-"),
-                if lower == "password" { PASSWORD_ENV } else { TOKEN_ENV }
-            ));
-        }
-        if !OPTION_NAMES.contains(&lower.as_str()) {
-            return Err(format!("Unknown option \"{name}\". Known options: {}.", OPTION_NAMES.join(", ")));
-        }
-        entries.push((name.to_owned(), value.as_bytes().to_vec()));
-    }
-
-    for (name, variable, file) in [("password", PASSWORD_ENV, &args.password_file), ("oauth_token", TOKEN_ENV, &args.oauth_token_file)] {
-        if let Some(value) = std::env::var_os(variable).filter(|value| !value.is_empty()) {
-            entries.push((name.to_owned(), os_bytes(&value)));
-        }
-        if let Some(path) = file {
-            let flag = if name == "password" { "--password-file" } else { "--oauth-token-file" };
-            let secret = read_secret_file(path)
-                .map_err(|error| format!("Reading {flag} {} failed: {error}. Check the path and that you may read the file.", path.display()))?;
-            if secret.is_empty() {
-                return Err(format!("The first line of {flag} {} is empty. Put the {} on its first line.", path.display(), name.replace('_', " ")));
-            }
-            entries.push((name.to_owned(), secret));
-        }
-    }
+    entries.extend(args.server.entries(false)?);
     Ok(entries)
-}
-
-/// Reads the first line of a secret file, without its line ending.
-fn read_secret_file(path: &Path) -> io::Result<Vec<u8>> {
-    let content = std::fs::read(path)?;
-    let first_line = content.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    Ok(first_line.strip_suffix(b"\r").unwrap_or(first_line).to_vec())
 }
 
 fn read_message(file: Option<&Path>) -> io::Result<Vec<u8>> {
@@ -346,21 +307,6 @@ fn os_bytes(value: &std::ffi::OsStr) -> Vec<u8> {
 #[cfg(not(unix))]
 fn os_bytes(value: &std::ffi::OsStr) -> Vec<u8> {
     value.to_string_lossy().into_owned().into_bytes()
-}
-
-fn usage_error(message: &str) -> i32 {
-    eprintln!("mvsmtp: SMTP_INVALID_ARGUMENT: {message}");
-    status::SMTP_INVALID_ARGUMENT
-}
-
-fn report_failure(code: i32) {
-    let name = status::status_name(code).to_string_lossy();
-    let reply_code = diagnostics::last_reply_code();
-    if reply_code != 0 {
-        eprintln!("mvsmtp: {name} (reply {reply_code}): {}", diagnostics::last_error());
-    } else {
-        eprintln!("mvsmtp: {name}: {}", diagnostics::last_error());
-    }
 }
 
 fn exit_code(code: i32) -> ExitCode {
