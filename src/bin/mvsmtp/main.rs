@@ -198,7 +198,10 @@ fn send(args: &SendArgs) -> i32 {
     let (code, message_id) = match &args.subject {
         Some(subject) => {
             let subject = os_bytes(subject);
-            let attachments = attachment_list(&args.attachments);
+            let attachments = match attachment_list(&args.attachments) {
+                Ok(attachments) => attachments,
+                Err(message) => return output.usage_error(&message),
+            };
             let code = calls::send_message_with_entries(
                 &borrowed,
                 calls::MessageArguments {
@@ -225,32 +228,64 @@ fn join_lists(values: &[OsString]) -> Vec<u8> {
     values.iter().map(|value| os_bytes(value)).collect::<Vec<_>>().join(&b","[..])
 }
 
-/// Builds the attachments argument: one attachment per attribute mark, with path, name and
-/// type separated by value marks.
-fn attachment_list(specs: &[OsString]) -> Vec<u8> {
+/// Builds the attachments argument from `--attach PATH[;name=NAME][;type=TYPE]` values:
+/// one attachment per attribute mark, with path, name and type separated by value marks.
+/// A value runs to the next `;name=` or `;type=`, so a name may contain other semicolons.
+fn attachment_list(specs: &[OsString]) -> Result<Vec<u8>, String> {
     let mut list = Vec::new();
     for spec in specs {
         let spec = os_bytes(spec);
-        let mut parts = spec.split(|&b| b == b';');
-        let path = parts.next().unwrap_or(b"");
-        let (mut name, mut content_type): (&[u8], &[u8]) = (b"", b"");
-        for part in parts {
-            if let Some(value) = part.strip_prefix(b"name=") {
-                name = value;
-            } else if let Some(value) = part.strip_prefix(b"type=") {
-                content_type = value;
+        let fields = split_attach_spec(&spec);
+        for value in [&fields.0, &fields.1, &fields.2] {
+            if let Some(&byte) = value.iter().find(|&&b| b < 0x20 || (0xFC..=0xFE).contains(&b)) {
+                return Err(format!(
+                    "The --attach value \"{}\" contains the byte 0x{byte:02X}, which separates attachments and their fields. Rename the file or choose another name.",
+                    String::from_utf8_lossy(&spec)
+                ));
             }
+        }
+        let (path, name, content_type) = fields;
+        if path.is_empty() {
+            return Err("An --attach value has no path. Write it as PATH, optionally followed by ;name=NAME and ;type=TYPE.".into());
         }
         if !list.is_empty() {
             list.push(0xFE);
         }
-        list.extend_from_slice(path);
+        list.extend_from_slice(&path);
         list.push(0xFD);
-        list.extend_from_slice(name);
+        list.extend_from_slice(&name);
         list.push(0xFD);
-        list.extend_from_slice(content_type);
+        list.extend_from_slice(&content_type);
     }
-    list
+    Ok(list)
+}
+
+/// Splits `PATH;name=NAME;type=TYPE` (either key optional, in any order) into its values.
+fn split_attach_spec(spec: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    const KEYS: [&[u8]; 2] = [b";name=", b";type="];
+    let mut markers: Vec<(usize, usize)> = Vec::new();
+    for (key_index, key) in KEYS.iter().enumerate() {
+        let mut start = 0;
+        while let Some(offset) = spec[start..].windows(key.len()).position(|window| window == *key) {
+            markers.push((start + offset, key_index));
+            start += offset + key.len();
+        }
+    }
+    markers.sort_unstable();
+
+    let path_end = markers.first().map_or(spec.len(), |(position, _)| *position);
+    let (mut name, mut content_type) = (Vec::new(), Vec::new());
+    for (index, &(position, key_index)) in markers.iter().enumerate() {
+        let value_start = position + KEYS[key_index].len();
+        let value_end = markers.get(index + 1).map_or(spec.len(), |(next, _)| *next);
+        let value = spec[value_start..value_end].to_vec();
+        if key_index == 0 {
+            name = value;
+        } else {
+            content_type = value;
+        }
+    }
+    (spec[..path_end].to_vec(), name, content_type)
 }
 
 /// Collects the library options of `send`: the composing options, then the server
@@ -311,4 +346,33 @@ fn os_bytes(value: &std::ffi::OsStr) -> Vec<u8> {
 
 fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attach_spec_keeps_semicolons_in_names() {
+        let (path, name, content_type) = split_attach_spec(b"/tmp/a.pdf;name=Invoice; 42.pdf;type=application/pdf");
+        assert_eq!(path, b"/tmp/a.pdf");
+        assert_eq!(name, b"Invoice; 42.pdf");
+        assert_eq!(content_type, b"application/pdf");
+    }
+
+    #[test]
+    fn attach_spec_without_keys() {
+        assert_eq!(split_attach_spec(b"/tmp/a;b.pdf"), (b"/tmp/a;b.pdf".to_vec(), Vec::new(), Vec::new()));
+    }
+
+    #[test]
+    fn attach_marks_refused() {
+        assert!(attachment_list(&[OsString::from("/tmp/a.pdf;name=x")]).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt;
+            let error = attachment_list(&[OsString::from_vec(b"/tmp/a.pdf;name=x\xfe/tmp/b".to_vec())]).unwrap_err();
+            assert!(error.contains("0xFE"), "{error}");
+        }
+    }
 }
