@@ -40,7 +40,8 @@
 #define SMTP_PARTIAL 1
 
 /**
- * An argument or option is missing or invalid; nothing was sent and no connection was made.
+ * An argument or option is missing or invalid; nothing was sent. Only an address that the
+ * server cannot take (a non-ASCII local part without SMTPUTF8) is found after connecting.
  */
 #define SMTP_INVALID_ARGUMENT 2
 

@@ -148,11 +148,13 @@ pub fn parse_mailbox(value: &[u8]) -> Result<Option<Mailbox>, AddressError> {
     if trimmed.is_empty() || trimmed == b"<>" {
         return Ok(None);
     }
-    let entries = split_list(value)?;
-    if entries.len() > 1 {
-        return Err(invalid(value, "holds more than one address, but a message has exactly one sender"));
+    // Empty entries, such as the one after a trailing value mark, do not count.
+    let entries: Vec<&[u8]> = split_list(value)?.into_iter().filter(|entry| !trim_spaces(entry).is_empty()).collect();
+    match entries.as_slice() {
+        [] => Ok(None),
+        [only] => parse_entry(only).map(Some),
+        _ => Err(invalid(value, "holds more than one address, but a message has exactly one sender")),
     }
-    parse_entry(entries[0]).map(Some)
 }
 
 /// Parses a list of mailboxes with their display names, such as the To of a message. Empty

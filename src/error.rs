@@ -66,26 +66,6 @@ impl Step {
             Step::Quit => "QUIT",
         }
     }
-
-    /// Names the step as the action under way, for messages about a lost connection.
-    pub fn action(self) -> &'static str {
-        match self {
-            Step::Resolve => "resolving the host name",
-            Step::Connect => "connecting",
-            Step::Greeting => "waiting for the greeting",
-            Step::Ehlo => "EHLO",
-            Step::Helo => "HELO",
-            Step::StartTls => "STARTTLS",
-            Step::TlsHandshake => "the TLS handshake",
-            Step::Auth => "AUTH",
-            Step::MailFrom => "MAIL FROM",
-            Step::RcptTo => "RCPT TO",
-            Step::Data => "DATA",
-            Step::Body => "sending the message body",
-            Step::EndOfData => "the end of data",
-            Step::Quit => "QUIT",
-        }
-    }
 }
 
 /// A recipient that the server refused at RCPT TO, with its reply.
@@ -121,7 +101,7 @@ pub enum Error {
     #[error("Timed out after {seconds} s waiting for {}. Check that the server is reachable and answering, or raise the timeout option.{}", step.awaited(), if *step == Step::Greeting { " If the port expects TLS from the first byte, as 465 does, set tls=implicit." } else { "" })]
     Timeout { step: Step, seconds: u64 },
 
-    #[error("The connection was lost during {}: {detail}. The server closed it or the network failed; try again, and check the server's log if it repeats.", step.action())]
+    #[error("The connection was lost at {}: {detail}. The server closed it or the network failed; try again, and check the server's log if it repeats.", step.name())]
     ConnectionLost { step: Step, detail: String },
 
     #[error("{} is not valid SMTP: {detail}. Check that the host and port belong to an SMTP server.", capitalize(step.awaited()))]
@@ -160,6 +140,9 @@ pub enum Error {
     #[error("The server rejected DATA: {reply}. {}", hint(reply, "Check the server's log for the reason"))]
     DataRejected { reply: Reply },
 
+    #[error("The server rejected the message body while it was being sent, and closed the connection: {reply}. {}", hint(reply, "Check the message size and content against the server's rules"))]
+    BodyRejected { reply: Reply },
+
     #[error("The server rejected the message after the end of data: {reply}. {}", hint(reply, "Check the message headers and size against the server's rules"))]
     MessageRejected { reply: Reply },
 
@@ -177,6 +160,7 @@ impl Error {
             | Error::SenderRejected { reply, .. }
             | Error::DataRejected { reply }
             | Error::MessageRejected { reply }
+            | Error::BodyRejected { reply }
             | Error::AuthFailed { reply, .. } => Some(reply),
             Error::TlsUnavailable { reply, .. } | Error::AuthUnavailable { reply, .. } => reply.as_ref(),
             Error::RecipientsRejected(refusals) => refusals.first().map(|refusal| &refusal.reply),

@@ -251,7 +251,7 @@ impl Session<'_> {
                     TlsFailure::TimedOut => {
                         return Err(Error::Timeout { step: Step::TlsHandshake, seconds: request.timeout.as_secs() });
                     }
-                    TlsFailure::Tls(error) => tls::describe(&error, &setup.server_name),
+                    TlsFailure::Tls(error) => tls::describe(&error, &setup.server_name, request.tls == TlsMode::Implicit),
                     TlsFailure::Io(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
                         "the server closed the connection during the handshake. Check that this port speaks TLS".into()
                     }
@@ -361,6 +361,11 @@ impl Session<'_> {
 
     /// Streams the encoded body and the end-of-data line, then reads the final reply.
     fn body(&mut self, body: &[u8]) -> Result<Reply, Error> {
+        // Lines after the 354 would later pass as the reply to the message.
+        if self.connection.has_unread_input() {
+            self.broken = true;
+            return Err(Error::Protocol { step: Step::Data, detail: "the server sent lines after its 354 reply, before the message".into() });
+        }
         let mut encoder = DataEncoder::new();
         let mut buffer = Vec::with_capacity(BODY_CHUNK + BODY_CHUNK / 8 + END_OF_DATA.len());
         let mut wire_bytes = 0;
@@ -390,11 +395,17 @@ impl Session<'_> {
         match self.connection.write_all(piece) {
             Ok(()) => Ok(()),
             Err(failure) => {
+                let timed_out = matches!(failure, IoFailure::TimedOut);
                 let error = self.io_error(failure, Step::Body);
+                self.transcript.note("Sending the message body failed part way");
+                if timed_out {
+                    // A server that stopped reading will not explain itself either.
+                    return Err(error);
+                }
                 // A server that refuses the message part way, for example for its size,
                 // often says why before it closes. Prefer that reply to a bare I/O error.
                 match self.read_late_reply() {
-                    Some(reply) => Err(Error::MessageRejected { reply }),
+                    Some(reply) => Err(Error::BodyRejected { reply }),
                     None => Err(error),
                 }
             }

@@ -129,7 +129,9 @@ fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), Error> {
 }
 
 /// Describes a TLS failure for the last error, with what to do about it.
-pub fn describe(error: &rustls::Error, server_name: &ServerName<'_>) -> String {
+/// `implicit` tells whether the handshake was the first thing on the connection, which makes
+/// a plain-text answer a sign of a port that expects STARTTLS.
+pub fn describe(error: &rustls::Error, server_name: &ServerName<'_>, implicit: bool) -> String {
     let name = server_name.to_str();
     match error {
         rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
@@ -153,7 +155,11 @@ pub fn describe(error: &rustls::Error, server_name: &ServerName<'_>) -> String {
             format!("the server and this client have no TLS version or cipher suite in common ({error}). The server may support only TLS 1.0 or 1.1, which are not allowed")
         }
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } | rustls::Error::InappropriateHandshakeMessage { .. } => {
-            format!("the server did not answer with valid TLS ({error}). If this port speaks plain SMTP, use tls=starttls instead of tls=implicit")
+            if implicit {
+                format!("the server did not answer with valid TLS ({error}). If this port speaks plain SMTP, use tls=starttls instead of tls=implicit")
+            } else {
+                format!("the server did not answer with valid TLS after STARTTLS ({error})")
+            }
         }
         other => other.to_string(),
     }

@@ -147,7 +147,7 @@ impl Connection {
         let local_address = stream.local_addr().ok();
         let control = stream.try_clone()?;
         Ok(Connection {
-            stream: Stream::Plain(Socket(stream)),
+            stream: Stream::Plain(Socket(stream, None)),
             control,
             buffer: Vec::with_capacity(READ_CHUNK),
             start: 0,
@@ -285,11 +285,22 @@ impl Connection {
         }
     }
 
-    /// Writes all bytes, each write bounded by the timeout.
+    /// Writes all bytes, which must be taken within the timeout.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), IoFailure> {
+        let deadline = Some(Instant::now() + self.timeout);
         let result = match &mut self.stream {
-            Stream::Plain(socket) => socket.write_all(bytes),
-            Stream::Tls(tls) => tls.write_all(bytes).and_then(|()| tls.flush()),
+            Stream::Plain(socket) => {
+                socket.1 = deadline;
+                let result = socket.write_all(bytes);
+                socket.1 = None;
+                result
+            }
+            Stream::Tls(tls) => {
+                tls.sock.1 = deadline;
+                let result = tls.write_all(bytes).and_then(|()| tls.flush());
+                tls.sock.1 = None;
+                result
+            }
             Stream::Upgrading => Err(io::Error::other("the TLS upgrade failed")),
         };
         result.map_err(IoFailure::from_io)
@@ -325,8 +336,22 @@ fn classify_tls_io(error: io::Error) -> TlsFailure {
     TlsFailure::Io(error)
 }
 
-/// A TCP socket whose writes never raise SIGPIPE.
-struct Socket(TcpStream);
+/// A TCP socket whose writes never raise SIGPIPE. A write deadline, when set, bounds a
+/// whole series of partial writes, not just each one: a peer that takes a few bytes now and
+/// then cannot stretch a write past it.
+struct Socket(TcpStream, Option<Instant>);
+
+impl Socket {
+    /// Sets the socket's send timeout to what is left before the write deadline.
+    fn arm_write_timeout(&self) -> io::Result<()> {
+        let Some(deadline) = self.1 else { return Ok(()) };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "the write timed out"));
+        }
+        self.0.set_write_timeout(Some(remaining.max(Duration::from_millis(1))))
+    }
+}
 
 impl Read for Socket {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
@@ -338,6 +363,7 @@ impl Read for Socket {
 impl Write for Socket {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
+        self.arm_write_timeout()?;
         // SAFETY: the descriptor belongs to a live TcpStream borrowed for this call, and the
         // pointer and length describe the `bytes` slice.
         let sent = unsafe { libc::send(self.0.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
@@ -356,6 +382,7 @@ impl Write for Socket {
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly", target_os = "illumos", target_os = "solaris")))]
 impl Write for Socket {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.arm_write_timeout()?;
         self.0.write(bytes)
     }
 

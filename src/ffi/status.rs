@@ -11,7 +11,8 @@ pub const SMTP_OK: c_int = 0;
 /// The server accepted the message for some recipients and refused others; the last error
 /// lists the refused recipients with the server's replies.
 pub const SMTP_PARTIAL: c_int = 1;
-/// An argument or option is missing or invalid; nothing was sent and no connection was made.
+/// An argument or option is missing or invalid; nothing was sent. Only an address that the
+/// server cannot take (a non-ASCII local part without SMTPUTF8) is found after connecting.
 pub const SMTP_INVALID_ARGUMENT: c_int = 2;
 /// The host name could not be resolved to an address.
 pub const SMTP_RESOLVE_FAILED: c_int = 3;
@@ -74,7 +75,7 @@ pub fn status_of(error: &Error) -> c_int {
         Error::SenderRejected { .. } => SMTP_SENDER_REJECTED,
         Error::RecipientsRejected(_) => SMTP_RECIPIENTS_REJECTED,
         Error::DataRejected { .. } => SMTP_DATA_REJECTED,
-        Error::MessageRejected { .. } => SMTP_MESSAGE_REJECTED,
+        Error::MessageRejected { .. } | Error::BodyRejected { .. } => SMTP_MESSAGE_REJECTED,
         Error::TlsFailed { .. } => SMTP_TLS_FAILED,
         Error::TlsUnavailable { .. } => SMTP_TLS_UNAVAILABLE,
         Error::AuthFailed { .. } => SMTP_AUTH_FAILED,
@@ -152,6 +153,7 @@ mod tests {
             (Error::RecipientsRejected(vec![Refusal { recipient, reply: reply(550) }]), SMTP_RECIPIENTS_REJECTED),
             (Error::DataRejected { reply: reply(554) }, SMTP_DATA_REJECTED),
             (Error::MessageRejected { reply: reply(554) }, SMTP_MESSAGE_REJECTED),
+            (Error::BodyRejected { reply: reply(552) }, SMTP_MESSAGE_REJECTED),
             (Error::ServiceClosing { step: Step::StartTls, reply: reply(421) }, SMTP_TLS_UNAVAILABLE),
             (Error::ServiceClosing { step: Step::Auth, reply: reply(421) }, SMTP_AUTH_FAILED),
             (Error::TlsFailed { server: "s".into(), detail: "d".into() }, SMTP_TLS_FAILED),
