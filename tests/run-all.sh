@@ -70,6 +70,12 @@ CARGO_TARGET_DIR=target/fault-injection cargo test --release --features fault-in
 
 run_python_tests || record_failure "pytest tests/python"
 
+# The U2 embedded-Python module, called as U2's PyCallFunction would call it, and the
+# status codes of the BASIC include item against the C header.
+heading "Checking the MultiValue wrappers (mvbasic/)"
+python3 -m pytest -q mvbasic/u2python || record_failure "pytest mvbasic/u2python"
+bash mvbasic/common/check-status-codes.sh || record_failure "mvbasic/common/check-status-codes.sh"
+
 echo
 if [ "${#failed_steps[@]}" -ne 0 ]; then
     echo "Failed steps:" >&2
