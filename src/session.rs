@@ -49,7 +49,7 @@ pub fn send(request: &Request<'_>, transcript: &mut Transcript) -> Result<Delive
     let addresses = resolve(request)?;
     let connection = connect(request, &addresses, transcript)?;
 
-    let mut session = Session { connection, transcript, broken: false };
+    let mut session = Session { connection, transcript, broken: false, pipelining: false, quit_sent: false };
     let result = session.transaction(request);
     session.close();
     result
@@ -94,6 +94,10 @@ struct Session<'t> {
     connection: Connection,
     transcript: &'t mut Transcript,
     broken: bool,
+    /// The server advertised PIPELINING, so commands go out in groups (RFC 2920).
+    pipelining: bool,
+    /// QUIT went out with the end of data, so only its reply is left to read.
+    quit_sent: bool,
 }
 
 impl Session<'_> {
@@ -121,17 +125,23 @@ impl Session<'_> {
         let eight_bit = has_8bit_text(request.body) && capabilities.has("8BITMIME");
         let announced_size = capabilities.has("SIZE").then_some(size);
         let mail = Command::MailFrom { sender: sender.clone(), eight_bit, size: announced_size, smtputf8 };
-        let reply = self.command(&mail, Step::MailFrom)?;
-        if !reply.is_positive() {
-            return Err(Error::SenderRejected { sender, reply });
-        }
 
-        let (accepted, refused) = self.recipients(&recipients)?;
-        if accepted.is_empty() {
-            return Err(Error::RecipientsRejected(refused));
-        }
+        self.pipelining = capabilities.has("PIPELINING");
+        let (accepted, refused, reply) = if self.pipelining {
+            self.pipelined_envelope(mail, sender, &recipients)?
+        } else {
+            let reply = self.command(&mail, Step::MailFrom)?;
+            if !reply.is_positive() {
+                return Err(Error::SenderRejected { sender, reply });
+            }
+            let (accepted, refused) = self.recipients(&recipients)?;
+            if accepted.is_empty() {
+                return Err(Error::RecipientsRejected(refused));
+            }
+            let reply = self.command(&Command::Data, Step::Data)?;
+            (accepted, refused, reply)
+        };
 
-        let reply = self.command(&Command::Data, Step::Data)?;
         if reply.is_positive() {
             // A 2xx here would leave client and server disagreeing about whether the body follows.
             self.broken = true;
@@ -344,6 +354,54 @@ impl Session<'_> {
         Err(Error::AuthFailed { user: credentials.user.clone(), mechanism, reply, detail: server_error })
     }
 
+    /// Sends MAIL FROM, every RCPT TO and DATA as one group (RFC 2920), then reads their
+    /// replies in order, so the whole envelope costs one round trip. Returns the recipients
+    /// and the reply to DATA when the message may follow.
+    fn pipelined_envelope(&mut self, mail: Command, sender: Option<Address>, recipients: &[Address]) -> Result<(Vec<(Address, u16)>, Vec<Refusal>, Reply), Error> {
+        let mut group = Vec::with_capacity(recipients.len() + 2);
+        group.push(mail);
+        group.extend(recipients.iter().cloned().map(Command::RcptTo));
+        group.push(Command::Data);
+        self.write_group(&group, Step::MailFrom)?;
+
+        let mail_reply = self.read_reply(Step::MailFrom)?;
+        let mut accepted = Vec::new();
+        let mut refused = Vec::new();
+        for recipient in recipients {
+            let reply = self.read_reply(Step::RcptTo)?;
+            if reply.is_positive() {
+                accepted.push((recipient.clone(), reply.code));
+            } else {
+                refused.push(Refusal { recipient: recipient.clone(), reply });
+            }
+        }
+        let data_reply = self.read_reply(Step::Data)?;
+
+        // A server may accept DATA although MAIL or every RCPT failed. It then waits for a
+        // message, so an empty one ends the data phase before the failure is reported.
+        let failure = if !mail_reply.is_positive() {
+            Some(Error::SenderRejected { sender, reply: mail_reply })
+        } else if accepted.is_empty() {
+            Some(Error::RecipientsRejected(refused.clone()))
+        } else {
+            None
+        };
+        if let Some(error) = failure {
+            if data_reply.code == 354 {
+                self.end_empty_data()?;
+            }
+            return Err(error);
+        }
+        Ok((accepted, refused, data_reply))
+    }
+
+    /// Ends a data phase that must carry no message with a lone ".", and reads the reply.
+    fn end_empty_data(&mut self) -> Result<(), Error> {
+        self.transcript.client(".");
+        self.connection.write_all(END_OF_DATA).map_err(|failure| self.io_error(failure, Step::EndOfData))?;
+        self.read_reply(Step::EndOfData).map(|_| ())
+    }
+
     /// Sends RCPT TO for each recipient and sorts them into accepted and refused.
     fn recipients(&mut self, recipients: &[Address]) -> Result<RecipientReplies, Error> {
         let mut accepted = Vec::new();
@@ -382,10 +440,16 @@ impl Session<'_> {
         encoder.finish(&mut buffer);
         wire_bytes += buffer.len();
 
-        // The last piece of the body and the end-of-data line go out in one write.
+        // The last piece of the body and the end-of-data line go out in one write, and with
+        // PIPELINING the QUIT that follows too (RFC 2920 allows QUIT at the end of a group).
         buffer.extend_from_slice(END_OF_DATA);
         self.transcript.body(wire_bytes);
         self.transcript.client(".");
+        if self.pipelining {
+            Command::Quit.render(&mut buffer);
+            self.transcript.client(&Command::Quit.line());
+            self.quit_sent = true;
+        }
         self.write_body_piece(&buffer)?;
 
         self.read_reply(Step::EndOfData)
@@ -487,7 +551,11 @@ impl Session<'_> {
     /// Ends the session: QUIT when the connection is still in order, then close. A failed
     /// QUIT never changes the result, because the server has already replied to the message.
     fn close(&mut self) {
-        if !self.broken {
+        if self.quit_sent {
+            if !self.broken {
+                let _ = self.read_reply(Step::Quit);
+            }
+        } else if !self.broken {
             let quit = Command::Quit;
             if self.write_group(std::slice::from_ref(&quit), Step::Quit).is_ok() {
                 let _ = self.read_reply(Step::Quit);

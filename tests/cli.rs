@@ -15,7 +15,10 @@ fn mvsmtp(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the mvsmtp binary starts");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // The tool may exit before reading its input, for example on an invalid argument.
+    if let Err(error) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe, "writing the message to mvsmtp failed: {error}");
+    }
     child.wait_with_output().unwrap()
 }
 
