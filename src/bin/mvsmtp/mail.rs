@@ -77,7 +77,7 @@ pub fn run(args: &[OsString]) -> i32 {
         Err(message) => return OutputFormat::scan(args).usage_error(&message),
     };
     if parsed.help {
-        print!("{HELP}\n{SHARED_HELP}");
+        crate::report::write_stdout(&format!("{HELP}\n{SHARED_HELP}"));
         return 0;
     }
     let output = parsed.output;

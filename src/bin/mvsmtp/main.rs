@@ -158,7 +158,7 @@ fn main() -> ExitCode {
             if format.json {
                 let rendered = error.render().to_string();
                 let message = rendered.lines().next().unwrap_or_default().trim_start_matches("error: ");
-                print!("{}", report::json_result(status::SMTP_INVALID_ARGUMENT, 0, message, None, format.transcript.then_some("")));
+                report::write_stdout(&report::json_result(status::SMTP_INVALID_ARGUMENT, 0, message, None, format.transcript.then_some("")));
             }
             return exit_code(status::SMTP_INVALID_ARGUMENT);
         }
@@ -169,7 +169,7 @@ fn main() -> ExitCode {
         Command::Mail(mode) => exit_code(mail::run(&mode.args)),
         Command::Statuses => {
             for (code, name) in status::STATUS_NAMES {
-                println!("{code:>3}  {}", name.to_string_lossy());
+                report::write_stdout(&format!("{code:>3}  {}\n", name.to_string_lossy()));
             }
             ExitCode::SUCCESS
         }

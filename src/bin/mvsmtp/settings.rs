@@ -115,7 +115,7 @@ impl ServerArgs {
         if use_default_profile && self.names_no_server() {
             if let Err(error) = mvsmtp::profile::load_profile(DEFAULT_PROFILE) {
                 return Err(format!(
-                    "No --host or --profile was given, so the settings come from the profile \"{DEFAULT_PROFILE}\", which could not be used: {error} Pass --host, or add a [{DEFAULT_PROFILE}] profile."
+                    "No --host or --profile was given, so the settings come from the profile \"{DEFAULT_PROFILE}\", which could not be used: {error} Fix that, or pass --host."
                 ));
             }
             entries.push(("profile".into(), DEFAULT_PROFILE.as_bytes().to_vec()));
