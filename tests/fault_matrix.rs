@@ -1265,6 +1265,14 @@ fn fault_matrix_every_cell() {
     let table = markdown(&results, &skipped, elapsed);
     println!("{table}");
 
+    // The last error of every cell, so each status in the table can be read with its message.
+    println!("\nLast error of each cell:\n");
+    for result in &results {
+        let error = result.report.as_ref().map_or("(no report)", |report| report.error.as_str());
+        let shown = if error.is_empty() { "(none)" } else { error };
+        println!("- {} × {}: {}", result.step.label(), result.fault.label(), shown);
+    }
+
     let failed: Vec<String> = results
         .iter()
         .filter(|result| !result.failures.is_empty())
