@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every libmvsmtp test. It starts the Postfix test server on 127.0.0.1, builds the
 # release library, and runs the cargo tests (which include C and command-line end-to-end
-# tests) and the Python ctypes tests.
+# tests), the Python ctypes tests, and the C programs under valgrind and AddressSanitizer.
 #
 # Every step runs even when an earlier one failed. The exit status is non-zero if any
 # step failed.
@@ -69,6 +69,10 @@ CARGO_TARGET_DIR=target/fault-injection cargo test --release --features fault-in
     || record_failure "cargo test --features fault-injection"
 
 run_python_tests || record_failure "pytest tests/python"
+
+# Needs valgrind and the nightly Rust toolchain, and builds its own ASan library in target/asan.
+heading "Running the C programs under valgrind and AddressSanitizer (bash tests/sanitizers.sh)"
+bash tests/sanitizers.sh || record_failure "bash tests/sanitizers.sh"
 
 # The U2 embedded-Python module, called as U2's PyCallFunction would call it, and the
 # status codes of the BASIC include item against the C header.
