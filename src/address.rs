@@ -426,7 +426,9 @@ fn is_control(byte: u8) -> bool {
     byte < 0x20 || byte == 0x7F
 }
 
-fn find_unquoted(entry: &[u8], target: u8) -> Option<usize> {
+/// Returns the position of the first `target` byte outside double quotes, where `\`
+/// escapes the next byte.
+pub fn find_unquoted(entry: &[u8], target: u8) -> Option<usize> {
     let mut in_quotes = false;
     let mut index = 0;
     while index < entry.len() {

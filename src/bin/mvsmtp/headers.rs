@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use mvsmtp::address::find_unquoted;
+
 /// An attribute mark on NLS systems: U+F8FE in UTF-8.
 const ATTRIBUTE_MARK_UTF8: [u8; 3] = [0xEF, 0xA3, 0xBE];
 
@@ -235,21 +237,6 @@ fn entry_address(entry: &[u8]) -> Result<Option<Vec<u8>>, String> {
     }
     let address = without_unquoted_spaces(inner);
     Ok((!address.is_empty()).then_some(address))
-}
-
-fn find_unquoted(text: &[u8], target: u8) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut index = 0;
-    while index < text.len() {
-        match text[index] {
-            b'\\' if in_quotes => index += 1,
-            b'"' => in_quotes = !in_quotes,
-            byte if byte == target && !in_quotes => return Some(index),
-            _ => {}
-        }
-        index += 1;
-    }
-    None
 }
 
 /// Removes spaces and tabs outside quoted strings, which RFC 5322 allows around the parts
