@@ -90,6 +90,9 @@ fn connect(request: &Request<'_>, addresses: &[SocketAddr], transcript: &mut Tra
 /// Recipients accepted with their reply codes, and those refused.
 type RecipientReplies = (Vec<(Address, u16)>, Vec<Refusal>);
 
+/// The recipients of a pipelined envelope, and the reply to its DATA.
+type EnvelopeReplies = (Vec<(Address, u16)>, Vec<Refusal>, Reply);
+
 struct Session<'t> {
     connection: Connection,
     transcript: &'t mut Transcript,
@@ -357,7 +360,7 @@ impl Session<'_> {
     /// Sends MAIL FROM, every RCPT TO and DATA as one group (RFC 2920), then reads their
     /// replies in order, so the whole envelope costs one round trip. Returns the recipients
     /// and the reply to DATA when the message may follow.
-    fn pipelined_envelope(&mut self, mail: Command, sender: Option<Address>, recipients: &[Address]) -> Result<(Vec<(Address, u16)>, Vec<Refusal>, Reply), Error> {
+    fn pipelined_envelope(&mut self, mail: Command, sender: Option<Address>, recipients: &[Address]) -> Result<EnvelopeReplies, Error> {
         let mut group = Vec::with_capacity(recipients.len() + 2);
         group.push(mail);
         group.extend(recipients.iter().cloned().map(Command::RcptTo));

@@ -122,6 +122,15 @@ pub fn json_string(text: &str) -> String {
     quoted
 }
 
+/// Writes text to standard output, ignoring a reader that has gone away (as with
+/// `mvsmtp statuses | head -1`), since `print!` would panic there.
+pub fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,13 +177,4 @@ mod tests {
         let args: Vec<OsString> = ["-t", "--json", "--", "--transcript"].iter().map(OsString::from).collect();
         assert_eq!(OutputFormat::scan(&args), OutputFormat { json: true, transcript: false });
     }
-}
-
-/// Writes text to standard output, ignoring a reader that has gone away (as with
-/// `mvsmtp statuses | head -1`), since `print!` would panic there.
-pub fn write_stdout(text: &str) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
 }
