@@ -224,6 +224,37 @@ int smtp_send_message(const char *options,
                       const char *attachments);
 
 /**
+ * Opens a session for sending several messages on one connection: it connects, greets,
+ * starts TLS and authenticates once. `options` is a list as for `smtp_send_with` (`host`
+ * is required there, in the defaults or in a profile). Returns a session id greater than
+ * 0, or a negative status, such as `-SMTP_CONNECT_FAILED`.
+ *
+ * Every thread may use a session; calls on one session run one after the other.
+ *
+ * # Safety
+ * `options` must be NULL or point to a NUL-terminated string.
+ */
+int smtp_open(const char *options);
+
+/**
+ * Sends one ready-made message on a session opened by `smtp_open`, with `from`, `to` and
+ * `body` as for `smtp_send`. After a failed message the session sends RSET and stays
+ * usable. When the server has closed the connection since the last message, the session
+ * reconnects once. Returns a status; an unknown or closed session is
+ * `SMTP_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * Each pointer must be NULL or point to a NUL-terminated string.
+ */
+int smtp_session_send(int session, const char *from, const char *to, const char *body);
+
+/**
+ * Ends a session with QUIT and frees its id. Returns `SMTP_OK`, or
+ * `SMTP_INVALID_ARGUMENT` for an unknown or already closed session.
+ */
+int smtp_close(int session);
+
+/**
  * Sets a process-wide default for later calls from every thread. Calls already running
  * keep the settings they started with. A value of "" restores the option's default.
  * Option names are not case-sensitive.

@@ -49,10 +49,80 @@ pub fn send(request: &Request<'_>, transcript: &mut Transcript) -> Result<Delive
     let addresses = resolve(request)?;
     let connection = connect(request, &addresses, transcript)?;
 
-    let mut session = Session { connection, transcript, broken: false, pipelining: false, quit_sent: false };
-    let result = session.transaction(request);
+    let mut session = Session { connection, transcript, broken: false, pipelining: false, quit_sent: false, keep_open: false };
+    let result = session.establish(request).and_then(|capabilities| session.deliver(request, &capabilities));
     session.close();
     result
+}
+
+/// A connection kept open for several messages, as a bulk run needs: greeted, upgraded to
+/// TLS and authenticated once. After a failed message the session sends RSET and carries on.
+pub struct Persistent {
+    connection: Option<Connection>,
+    capabilities: Capabilities,
+    broken: bool,
+}
+
+/// Opens a session for several messages. `request` gives the server, TLS and credentials;
+/// its envelope and body are not used.
+pub fn open(request: &Request<'_>, transcript: &mut Transcript) -> Result<Persistent, Error> {
+    let addresses = resolve(request)?;
+    let connection = connect(request, &addresses, transcript)?;
+    let mut session = Session { connection, transcript, broken: false, pipelining: false, quit_sent: false, keep_open: true };
+    match session.establish(request) {
+        Ok(capabilities) => Ok(Persistent { connection: Some(session.connection), capabilities, broken: session.broken }),
+        Err(error) => {
+            session.close();
+            Err(error)
+        }
+    }
+}
+
+impl Persistent {
+    /// Sends one message on the session. When the server has closed the connection since
+    /// the last message (a 421, or the end of the stream before MAIL FROM was answered), the
+    /// session reconnects once and sends the message again; nothing of it had been accepted.
+    pub fn send(&mut self, request: &Request<'_>, transcript: &mut Transcript) -> Result<Delivery, Error> {
+        if self.broken || self.connection.is_none() {
+            transcript.note("The connection was closed; reconnecting");
+            *self = open(request, transcript)?;
+            return self.attempt(request, transcript);
+        }
+        match self.attempt(request, transcript) {
+            Err(Error::ServiceClosing { step: Step::MailFrom, .. } | Error::ConnectionLost { step: Step::MailFrom, .. }) => {
+                transcript.note("The server closed the connection before MAIL FROM; reconnecting once");
+                *self = open(request, transcript)?;
+                self.attempt(request, transcript)
+            }
+            result => result,
+        }
+    }
+
+    fn attempt(&mut self, request: &Request<'_>, transcript: &mut Transcript) -> Result<Delivery, Error> {
+        let Some(connection) = self.connection.take() else {
+            return Err(Error::Internal("the session has no connection".into()));
+        };
+        let mut session = Session { connection, transcript, broken: false, pipelining: false, quit_sent: false, keep_open: true };
+        let result = session.deliver(request, &self.capabilities);
+        if result.is_err() && !session.broken {
+            // RFC 5321, 4.1.1.5: RSET drops the failed transaction so the next one starts clean.
+            match session.command(&Command::Rset, Step::Rset) {
+                Ok(reply) if reply.is_positive() => {}
+                _ => session.broken = true,
+            }
+        }
+        self.broken = session.broken;
+        self.connection = Some(session.connection);
+        result
+    }
+
+    /// Ends the session with QUIT and closes the connection.
+    pub fn close(mut self, transcript: &mut Transcript) {
+        if let Some(connection) = self.connection.take() {
+            let mut session = Session { connection, transcript, broken: self.broken, pipelining: false, quit_sent: false, keep_open: false };
+            session.close();
+        }
+    }
 }
 
 fn resolve(request: &Request<'_>) -> Result<Vec<SocketAddr>, Error> {
@@ -101,10 +171,14 @@ struct Session<'t> {
     pipelining: bool,
     /// QUIT went out with the end of data, so only its reply is left to read.
     quit_sent: bool,
+    /// The session stays open for more messages, so no QUIT goes out with the end of data.
+    keep_open: bool,
 }
 
 impl Session<'_> {
-    fn transaction(&mut self, request: &Request<'_>) -> Result<Delivery, Error> {
+    /// Opens the session: TLS when implicit, the greeting, EHLO, STARTTLS and AUTH.
+    /// Returns the capabilities that apply to the messages.
+    fn establish(&mut self, request: &Request<'_>) -> Result<Capabilities, Error> {
         if request.tls == TlsMode::Implicit {
             self.handshake(request)?;
         }
@@ -116,7 +190,11 @@ impl Session<'_> {
         if let Some(credentials) = &request.credentials {
             self.authenticate(request, credentials, &capabilities)?;
         }
+        Ok(capabilities)
+    }
 
+    /// Sends one message on an established session.
+    fn deliver(&mut self, request: &Request<'_>, capabilities: &Capabilities) -> Result<Delivery, Error> {
         // RFC 1870: a message over the advertised limit is refused before anything is sent.
         let size = wire_size(request.body);
         let size_limit = capabilities.parameters("SIZE").and_then(|values| values.first()?.parse::<u64>().ok()).filter(|&limit| limit > 0);
@@ -124,7 +202,7 @@ impl Session<'_> {
             return Err(Error::MessageTooLarge { size, limit });
         }
 
-        let (sender, recipients, smtputf8) = envelope(request, &capabilities)?;
+        let (sender, recipients, smtputf8) = envelope(request, capabilities)?;
         let eight_bit = has_8bit_text(request.body) && capabilities.has("8BITMIME");
         let announced_size = capabilities.has("SIZE").then_some(size);
         let mail = Command::MailFrom { sender: sender.clone(), eight_bit, size: announced_size, smtputf8 };
@@ -448,7 +526,7 @@ impl Session<'_> {
         buffer.extend_from_slice(END_OF_DATA);
         self.transcript.body(wire_bytes);
         self.transcript.client(".");
-        if self.pipelining {
+        if self.pipelining && !self.keep_open {
             Command::Quit.render(&mut buffer);
             self.transcript.client(&Command::Quit.line());
             self.quit_sent = true;

@@ -124,7 +124,7 @@ pub fn send_message_with_entries(entries: &[Entry<'_>], arguments: MessageArgume
 
 /// Builds the options of one call: the defaults, then the profile that the call or the
 /// defaults name, then the call's own settings, which `apply` writes.
-fn merged_options(call_entries: &[Entry<'_>], apply: impl FnOnce(&mut Options) -> Result<(), Error>) -> Result<Options, Error> {
+pub fn merged_options(call_entries: &[Entry<'_>], apply: impl FnOnce(&mut Options) -> Result<(), Error>) -> Result<Options, Error> {
     let mut options = defaults();
 
     let mut profile_name = options.profile.clone();
@@ -182,6 +182,12 @@ fn send_with_options(options: Result<Options, Error>, raw: RawRequest<'_>) -> c_
 fn deliver(request: &Request<'_>, options: &Options) -> c_int {
     let mut transcript = Transcript::new();
     let outcome = session::send(request, &mut transcript);
+    finish_delivery(request, options, &outcome, transcript)
+}
+
+/// Writes the audit line of a send and records the thread's result; returns the status.
+pub fn finish_delivery(request: &Request<'_>, options: &Options, outcome: &Result<Delivery, Error>, mut transcript: Transcript) -> c_int {
+    let outcome = outcome.clone();
     let (status, reply_code, message) = summarize(&outcome);
 
     if let Some(path) = &options.log_file {
@@ -253,7 +259,7 @@ fn audit_record(request: &Request<'_>, outcome: &Result<Delivery, Error>, status
 }
 
 /// Records the result of a call that sent nothing: a settings change or an invalid argument.
-fn finish_without_send(result: Result<(), Error>) -> c_int {
+pub fn finish_without_send(result: Result<(), Error>) -> c_int {
     match result {
         Ok(()) => {
             diagnostics::record_success(0, "");

@@ -5,6 +5,7 @@
 pub mod calls;
 pub mod diagnostics;
 mod guard;
+pub mod sessions;
 pub mod status;
 
 use std::ffi::{c_char, c_int, CStr};
@@ -140,6 +141,56 @@ pub unsafe extern "C" fn smtp_send_message(
         };
         calls::send_message(options, arguments)
     })
+}
+
+/// Opens a session for sending several messages on one connection: it connects, greets,
+/// starts TLS and authenticates once. `options` is a list as for `smtp_send_with` (`host`
+/// is required there, in the defaults or in a profile). Returns a session id greater than
+/// 0, or a negative status, such as `-SMTP_CONNECT_FAILED`.
+///
+/// Every thread may use a session; calls on one session run one after the other.
+///
+/// # Safety
+/// `options` must be NULL or point to a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_open(options: *const c_char) -> c_int {
+    // A panic is reported as the negative internal-error status, like any failed open.
+    let mut finished = false;
+    let id = guard::status_call(|| {
+        // SAFETY: the caller guarantees the pointer is NULL or a valid C string.
+        let id = sessions::open(unsafe { bytes_of(options) });
+        finished = true;
+        id
+    });
+    if finished {
+        id
+    } else {
+        -status::SMTP_INTERNAL_ERROR
+    }
+}
+
+/// Sends one ready-made message on a session opened by `smtp_open`, with `from`, `to` and
+/// `body` as for `smtp_send`. After a failed message the session sends RSET and stays
+/// usable. When the server has closed the connection since the last message, the session
+/// reconnects once. Returns a status; an unknown or closed session is
+/// `SMTP_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// Each pointer must be NULL or point to a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_session_send(session: c_int, from: *const c_char, to: *const c_char, body: *const c_char) -> c_int {
+    guard::status_call(|| {
+        // SAFETY: the caller guarantees each pointer is NULL or a valid C string.
+        let raw = unsafe { RawRequest { from: bytes_of(from), to: bytes_of(to), body: bytes_of(body) } };
+        sessions::send(session, raw)
+    })
+}
+
+/// Ends a session with QUIT and frees its id. Returns `SMTP_OK`, or
+/// `SMTP_INVALID_ARGUMENT` for an unknown or already closed session.
+#[no_mangle]
+pub extern "C" fn smtp_close(session: c_int) -> c_int {
+    guard::status_call(|| sessions::close(session))
 }
 
 /// Sets a process-wide default for later calls from every thread. Calls already running

@@ -65,7 +65,7 @@ pub fn status_of(error: &Error) -> c_int {
             Step::Ehlo | Step::Helo => SMTP_HELLO_REJECTED,
             Step::StartTls | Step::TlsHandshake => SMTP_TLS_UNAVAILABLE,
             Step::Auth => SMTP_AUTH_FAILED,
-            Step::MailFrom => SMTP_SENDER_REJECTED,
+            Step::MailFrom | Step::Rset => SMTP_SENDER_REJECTED,
             Step::RcptTo => SMTP_RECIPIENTS_REJECTED,
             Step::Data => SMTP_DATA_REJECTED,
             Step::Body | Step::EndOfData | Step::Quit => SMTP_MESSAGE_REJECTED,

@@ -50,6 +50,23 @@ impl Received {
     }
 }
 
+/// A scripted server for several connections in a row.
+pub struct ManyServer {
+    pub address: SocketAddr,
+    handle: JoinHandle<Vec<Received>>,
+}
+
+impl ManyServer {
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// Waits for every script to end and returns what the client sent on each connection.
+    pub fn finish_all(self) -> Vec<Received> {
+        self.handle.join().expect("the fake server thread does not panic")
+    }
+}
+
 pub struct FakeServer {
     pub address: SocketAddr,
     handle: JoinHandle<Received>,
@@ -65,6 +82,22 @@ impl FakeServer {
             play(stream, script)
         });
         FakeServer { address, handle }
+    }
+
+    /// Starts a server that plays one script per connection, in order.
+    pub fn start_many(scripts: Vec<Vec<Action>>) -> ManyServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+        let address = listener.local_addr().unwrap();
+        let handle = thread::spawn(move || {
+            scripts
+                .into_iter()
+                .map(|script| {
+                    let (stream, _) = listener.accept().expect("the client connects");
+                    play(stream, script)
+                })
+                .collect()
+        });
+        ManyServer { address, handle }
     }
 
     pub fn port(&self) -> u16 {
