@@ -141,8 +141,9 @@ impl Connection {
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         // Each group of commands goes out in one write, so Nagle's algorithm would only
-        // delay it.
-        stream.set_nodelay(true)?;
+        // delay it. This is only an optimization: on a socket that the server has already
+        // reset it fails, and the first read then reports the lost connection.
+        let _ = stream.set_nodelay(true);
         disable_sigpipe(&stream)?;
         let local_address = stream.local_addr().ok();
         let control = stream.try_clone()?;
