@@ -144,6 +144,11 @@ fn connect(request: &Request<'_>, addresses: &[SocketAddr], transcript: &mut Tra
             for attempt in &attempts {
                 transcript.note(&format!("Connecting to {} failed: {}", attempt.address, attempt.error));
             }
+            // A reset during connect means a server accepted the connection and dropped it
+            // at once, before its greeting could be read.
+            if let Some(reset) = attempts.iter().find(|attempt| attempt.error.kind() == std::io::ErrorKind::ConnectionReset) {
+                return Err(Error::ConnectionLost { step: Step::Greeting, detail: reset.error.to_string() });
+            }
             let all_timed_out = attempts.iter().all(|attempt| attempt.error.kind() == std::io::ErrorKind::TimedOut);
             if all_timed_out && !attempts.is_empty() {
                 return Err(Error::Timeout { step: Step::Connect, seconds: request.timeout.as_secs() });
