@@ -56,7 +56,7 @@
 #define SMTP_CONNECT_FAILED 4
 
 /**
- * The server did not answer within the timeout (connecting, or waiting for a reply).
+ * The server did not reply within the timeout (connecting, or waiting for a reply).
  */
 #define SMTP_TIMEOUT 5
 
@@ -101,7 +101,7 @@
 #define SMTP_MESSAGE_REJECTED 13
 
 /**
- * The TLS handshake or the certificate check failed; the last error says why (unknown
+ * The TLS handshake or the certificate check failed; the last error gives the reason (unknown
  * issuer, expired certificate, name mismatch, or no common protocol version).
  */
 #define SMTP_TLS_FAILED 14

@@ -27,7 +27,7 @@ pub enum Command {
     StartTls,
     /// AUTH with the mechanism and, for PLAIN and XOAUTH2, the base64 initial response.
     Auth { mechanism: Mechanism, initial_response: Option<Secret> },
-    /// A base64 answer to a 334 challenge during AUTH; empty to acknowledge an error.
+    /// A base64 response to a 334 challenge during AUTH, or an empty one to acknowledge an error.
     AuthResponse(Secret),
 }
 

@@ -235,7 +235,7 @@ pub fn read_attachments(list: &[u8], charset: Charset) -> Result<Vec<Attachment>
         } else {
             validate_content_type(&content_type, number)?
         };
-        // In-memory text is in the caller's character set; say which, unless the caller did.
+        // In-memory text is in the caller's character set, so label it unless the caller did.
         let needs_label = path.is_empty() && content_type.starts_with("text/") && !content_type.to_ascii_lowercase().contains("charset") && !data.is_ascii();
         if needs_label {
             content_type = format!("{content_type}; charset={}", charset.name().to_ascii_lowercase());
@@ -436,7 +436,7 @@ fn crlf_lines(text: &str) -> String {
     text.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n")
 }
 
-/// The address as it appears in a header: with an ASCII domain, since servers and mail
+/// Returns the address as it appears in a header: with an ASCII domain, since servers and mail
 /// readers that do not understand UTF-8 headers still handle punycode.
 fn header_address(address: &Address) -> String {
     address.to_ascii().map(|ascii| ascii.to_string()).unwrap_or_else(|_| address.to_string())

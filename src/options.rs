@@ -63,7 +63,7 @@ pub enum AuthChoice {
     Only(Mechanism),
 }
 
-/// What the body argument of a composed message holds.
+/// Content type of the body argument of a composed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BodyType {
     #[default]

@@ -143,7 +143,7 @@ pub fn load_profile_from(paths: &[PathBuf], name: &str, explicit: bool) -> Resul
             continue;
         }
 
-        // A file that holds a secret in any profile must be private, whichever profile is used.
+        // A file that contains a secret in any profile must be private, whichever profile is used.
         let all_entries: Vec<(String, String)> = profiles.iter().flat_map(|(_, entries)| entries.iter().cloned()).collect();
         check_permissions(path, &config, &all_entries)?;
         let entries = profiles.into_iter().find(|(profile, _)| profile == name).map(|(_, entries)| entries).unwrap_or_default();

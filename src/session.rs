@@ -80,7 +80,7 @@ pub fn open(request: &Request<'_>, transcript: &mut Transcript) -> Result<Persis
 
 impl Persistent {
     /// Sends one message on the session. When the server has closed the connection since
-    /// the last message (a 421, or the end of the stream before MAIL FROM was answered), the
+    /// the last message (a 421, or the end of the stream before the reply to MAIL FROM), the
     /// session reconnects once and sends the message again; nothing of it had been accepted.
     pub fn send(&mut self, request: &Request<'_>, transcript: &mut Transcript) -> Result<Delivery, Error> {
         if self.broken || self.connection.is_none() {
@@ -278,7 +278,7 @@ impl Session<'_> {
     }
 
     /// Upgrades the connection with STARTTLS, then greets again and returns the new
-    /// capabilities: what the server said before TLS may have been forged, so it is dropped.
+    /// capabilities, because what the server sent before TLS may have been forged.
     /// With tls=starttls a missing or refused upgrade ends the session; with
     /// tls=opportunistic the session goes on in plain text.
     fn starttls(&mut self, request: &Request<'_>, capabilities: Capabilities) -> Result<Capabilities, Error> {
@@ -432,7 +432,7 @@ impl Session<'_> {
         if reply.code == 235 || reply.is_positive() {
             return Ok(());
         }
-        // 534 (mechanism too weak) and 538 (encryption required) say that this way of
+        // 534 (mechanism too weak) and 538 (encryption required) mean that this way of
         // authenticating cannot work here, whatever the password.
         if reply.code == 534 || reply.code == 538 {
             return Err(Error::AuthUnavailable { detail: format!("the server refused {mechanism}: {reply}"), reply: Some(reply) });
@@ -553,7 +553,7 @@ impl Session<'_> {
                     return Err(error);
                 }
                 // A server that refuses the message part way, for example for its size,
-                // often says why before it closes. Prefer that reply to a bare I/O error.
+                // often sends the reason before it closes. Prefer that reply to a bare I/O error.
                 match self.read_late_reply() {
                     Some(reply) => Err(Error::BodyRejected { reply }),
                     None => Err(error),

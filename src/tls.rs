@@ -129,7 +129,7 @@ fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), Error> {
 }
 
 /// Describes a TLS failure for the last error, with what to do about it.
-/// `implicit` tells whether the handshake was the first thing on the connection, which makes
+/// `implicit` reports whether the handshake was the first thing on the connection, which makes
 /// a plain-text answer a sign of a port that expects STARTTLS.
 pub fn describe(error: &rustls::Error, server_name: &ServerName<'_>, implicit: bool) -> String {
     let name = server_name.to_str();

@@ -12,7 +12,7 @@ use mvsmtp::ffi::status::*;
 
 const BODY: &[u8] = b"Subject: test\r\n\r\nbody\r\n";
 
-/// Every test here uses a 2-second timeout, set once for the whole test binary.
+/// Sets the 2-second timeout that every test in this binary uses.
 fn short_timeout() {
     assert_eq!(common::set_option("timeout", "2"), SMTP_OK);
 }
@@ -32,12 +32,12 @@ fn run_timed(script: Vec<Action>) -> (Outcome, Duration, common::fake_server::Re
     (outcome, elapsed, server.finish())
 }
 
-/// The opening of a normal conversation, up to the reply to EHLO.
+/// Returns the opening of a normal conversation, up to the reply to EHLO.
 fn opening() -> Vec<Action> {
     vec![reply("220 fake.example.test ESMTP\r\n"), expect("EHLO "), reply("250-fake.example.test\r\n250 8BITMIME\r\n")]
 }
 
-/// A complete, successful conversation after the opening.
+/// Returns a complete, successful conversation after the opening.
 fn transaction() -> Vec<Action> {
     vec![
         expect("MAIL FROM:<a@example.test>"),

@@ -36,7 +36,7 @@ fn size_announced_to_postfix() {
     assert!(outcome.transcript.contains(&format!("SIZE={}", BODY.len())), "{}", outcome.transcript);
 }
 
-/// A fake server that advertises `extensions` and then takes one message.
+/// Starts a fake server that advertises `extensions` and then takes one message.
 fn accepting_server(extensions: &str, rcpt: &'static str) -> FakeServer {
     FakeServer::start(vec![
         reply("220 fake ESMTP\r\n"),

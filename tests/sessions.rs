@@ -111,7 +111,7 @@ fn threads_share_one_session() {
 
 #[test]
 fn closed_idle_connection_reconnects() {
-    // The first connection takes one message, then answers the next MAIL FROM with 421.
+    // The first connection takes one message, then replies 421 to the next MAIL FROM.
     // The session must reconnect and send the second message on a new connection.
     assert_eq!(common::set_option("timeout", "5"), SMTP_OK);
     let message = |mail: &'static str| {

@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(whole.get(index + 1), Some(&b'\n'));
         }
         if byte == b'\n' {
-            assert!(index > 0 && whole[index - 1] == b'\r');
+            assert!(index > 0);
+            assert_eq!(whole[index - 1], b'\r');
         }
     }
     assert!(!whole.starts_with(b".\r\n"));

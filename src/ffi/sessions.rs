@@ -3,7 +3,7 @@
 //! table keyed by small positive integers, so BASIC can hold them in a variable.
 //!
 //! Every thread may use every session. Calls on one session are serialized by its own
-//! lock, so two threads that share a session send one after the other; threads with their
+//! lock, so two threads that share a session send one after the other. Threads with their
 //! own sessions send in parallel.
 
 use std::collections::HashMap;

@@ -18,7 +18,7 @@ pub const SMTP_INVALID_ARGUMENT: c_int = 2;
 pub const SMTP_RESOLVE_FAILED: c_int = 3;
 /// No address of the host accepted the connection.
 pub const SMTP_CONNECT_FAILED: c_int = 4;
-/// The server did not answer within the timeout (connecting, or waiting for a reply).
+/// The server did not reply within the timeout (connecting, or waiting for a reply).
 pub const SMTP_TIMEOUT: c_int = 5;
 /// The connection closed or failed in the middle of the conversation.
 pub const SMTP_CONNECTION_LOST: c_int = 6;
@@ -36,7 +36,7 @@ pub const SMTP_RECIPIENTS_REJECTED: c_int = 11;
 pub const SMTP_DATA_REJECTED: c_int = 12;
 /// The server refused the message after receiving it (the reply to the final ".").
 pub const SMTP_MESSAGE_REJECTED: c_int = 13;
-/// The TLS handshake or the certificate check failed; the last error says why (unknown
+/// The TLS handshake or the certificate check failed; the last error gives the reason (unknown
 /// issuer, expired certificate, name mismatch, or no common protocol version).
 pub const SMTP_TLS_FAILED: c_int = 14;
 /// TLS was required but the server does not offer STARTTLS or refused it; nothing was sent.
