@@ -22,6 +22,9 @@ pub enum Command {
     MailFrom { sender: Option<Address>, eight_bit: bool, size: Option<u64>, smtputf8: bool },
     RcptTo(Address),
     Data,
+    /// BDAT with the octet count of the chunk that follows it, and whether the chunk is the
+    /// last of the message (RFC 3030). The chunk itself is written after the command line.
+    Bdat { size: usize, last: bool },
     Rset,
     Quit,
     StartTls,
@@ -69,6 +72,8 @@ impl Command {
             }
             Command::RcptTo(address) => format!("RCPT TO:<{address}>"),
             Command::Data => "DATA".into(),
+            Command::Bdat { size, last: false } => format!("BDAT {size}"),
+            Command::Bdat { size, last: true } => format!("BDAT {size} LAST"),
             Command::Rset => "RSET".into(),
             Command::Quit => "QUIT".into(),
             Command::StartTls => "STARTTLS".into(),
@@ -86,6 +91,7 @@ impl Command {
             Command::MailFrom { .. } => "MAIL FROM",
             Command::RcptTo(_) => "RCPT TO",
             Command::Data => "DATA",
+            Command::Bdat { .. } => "BDAT",
             Command::Rset => "RSET",
             Command::Quit => "QUIT",
             Command::StartTls => "STARTTLS",
@@ -118,6 +124,8 @@ mod tests {
         assert_eq!(mail(None, false, None, false), b"MAIL FROM:<>\r\n");
         assert_eq!(bytes(Command::RcptTo(recipient)), b"RCPT TO:<a@example.test>\r\n");
         assert_eq!(bytes(Command::Data), b"DATA\r\n");
+        assert_eq!(bytes(Command::Bdat { size: 0, last: true }), b"BDAT 0 LAST\r\n");
+        assert_eq!(bytes(Command::Bdat { size: 65536, last: false }), b"BDAT 65536\r\n");
         assert_eq!(bytes(Command::Rset), b"RSET\r\n");
         assert_eq!(bytes(Command::Quit), b"QUIT\r\n");
         assert_eq!(bytes(Command::StartTls), b"STARTTLS\r\n");

@@ -27,6 +27,8 @@ pub struct DataEncoder {
     partial_mark: Vec<u8>,
     /// Reports whether any output has been written, so that an empty body stays empty.
     wrote_anything: bool,
+    /// Doubles a leading ".", which DATA needs and BDAT (RFC 3030) must not have.
+    dot_stuffing: bool,
 }
 
 impl Default for DataEncoder {
@@ -36,8 +38,15 @@ impl Default for DataEncoder {
 }
 
 impl DataEncoder {
+    /// Creates an encoder for DATA, which dot-stuffs.
     pub fn new() -> Self {
-        DataEncoder { at_line_start: true, pending_cr: false, partial_mark: Vec::new(), wrote_anything: false }
+        DataEncoder { at_line_start: true, pending_cr: false, partial_mark: Vec::new(), wrote_anything: false, dot_stuffing: true }
+    }
+
+    /// Creates an encoder for BDAT chunks: the same line endings, but no dot-stuffing,
+    /// because BDAT announces the length of each chunk instead of ending it with a line.
+    pub fn without_dot_stuffing() -> Self {
+        DataEncoder { dot_stuffing: false, ..DataEncoder::new() }
     }
 
     /// Encodes one chunk of the body, appending the wire bytes to `out`.
@@ -112,7 +121,7 @@ impl DataEncoder {
             b'\r' => self.pending_cr = true,
             b'\n' | ATTRIBUTE_MARK => self.emit_line_break(out),
             _ => {
-                if self.at_line_start && byte == b'.' {
+                if self.dot_stuffing && self.at_line_start && byte == b'.' {
                     out.push(b'.');
                 }
                 out.push(byte);
@@ -216,6 +225,15 @@ mod tests {
     #[test]
     fn dot_lines_stuffed() {
         assert_eq!(encode_body(b".\n..\n. x\nx.y"), b"..\r\n...\r\n.. x\r\nx.y\r\n");
+    }
+
+    #[test]
+    fn bdat_encoder_keeps_dots() {
+        let mut encoder = DataEncoder::without_dot_stuffing();
+        let mut out = Vec::new();
+        encoder.encode(b".\n..\r\nx\xfe.y\r", &mut out);
+        encoder.finish(&mut out);
+        assert_eq!(out, b".\r\n..\r\nx\r\n.y\r\n");
     }
 
     #[test]

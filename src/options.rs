@@ -37,6 +37,8 @@ pub const OPTION_NAMES: &[&str] = &[
     "oauth_token",
     "auth",
     "insecure_plaintext_auth",
+    "pipelining",
+    "chunking",
     "log_file",
     "profile",
     "cc",
@@ -90,6 +92,10 @@ pub struct Options {
     pub auth: AuthChoice,
     /// Allows credentials over a connection without TLS.
     pub insecure_plaintext_auth: bool,
+    /// Groups commands when the server offers PIPELINING (RFC 2920).
+    pub pipelining: bool,
+    /// Sends the message with BDAT when the server offers CHUNKING (RFC 3030) and PIPELINING.
+    pub chunking: bool,
     pub log_file: Option<PathBuf>,
     pub profile: Option<String>,
     /// Composed messages: Cc, Bcc and Reply-To lists, as the caller passed them (value marks
@@ -121,6 +127,8 @@ impl Default for Options {
             oauth_token: None,
             auth: AuthChoice::Auto,
             insecure_plaintext_auth: false,
+            pipelining: true,
+            chunking: true,
             log_file: None,
             profile: None,
             cc: None,
@@ -210,6 +218,8 @@ impl Options {
             "insecure_plaintext_auth" => {
                 self.insecure_plaintext_auth = parse_flag(value).ok_or_else(|| invalid(FLAG_VALUES))?
             }
+            "pipelining" => self.pipelining = empty || parse_flag(value).ok_or_else(|| invalid(FLAG_VALUES))?,
+            "chunking" => self.chunking = empty || parse_flag(value).ok_or_else(|| invalid(FLAG_VALUES))?,
             "log_file" => self.log_file = optional_text()?.map(PathBuf::from),
             "profile" => {
                 let name = text()?;

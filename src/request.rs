@@ -51,6 +51,8 @@ pub struct Request<'a> {
     pub credentials: Option<Credentials>,
     pub auth: AuthChoice,
     pub insecure_plaintext_auth: bool,
+    pub pipelining: bool,
+    pub chunking: bool,
 }
 
 impl<'a> Request<'a> {
@@ -126,6 +128,8 @@ impl<'a> Request<'a> {
             credentials,
             auth: options.auth,
             insecure_plaintext_auth: options.insecure_plaintext_auth,
+            pipelining: options.pipelining,
+            chunking: options.chunking,
         })
     }
 }

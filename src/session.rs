@@ -3,8 +3,10 @@
 //! end of data, and QUIT.
 //!
 //! Commands are written in groups: each group is rendered into one buffer and written once,
-//! then one reply is read per command, in order. Today every group has one command. The
-//! same path serves pipelining (RFC 2920), where MAIL, RCPT and DATA form one group.
+//! then one reply is read per command, in order. Without PIPELINING every group has one
+//! command. With PIPELINING (RFC 2920), MAIL, every RCPT and DATA form one group, and the
+//! end of data goes out with QUIT. With CHUNKING as well (RFC 3030), BDAT replaces DATA, so
+//! the envelope and a message of up to 128 KB go out together and cost one wait.
 //!
 //! After a timeout, an I/O error, a malformed reply or a 421 reply, the session is broken:
 //! it sends nothing more, not even QUIT.
@@ -26,8 +28,13 @@ use crate::tls::{self, TlsMode};
 use crate::transcript::Transcript;
 use crate::transport::{self, Connection, IoFailure, ResolveFailure, TlsFailure, MAX_LINE_LENGTH};
 
-/// Size of the pieces in which the body is encoded and written.
+/// Size of the pieces in which the body is encoded and written after DATA.
 const BODY_CHUNK: usize = 64 * 1024;
+
+/// Size of the pieces of the body that each BDAT chunk carries before encoding. The
+/// encoded chunk is at most twice as long, when every line ends in a bare LF. A message up
+/// to this size goes out with its envelope in one write.
+const BDAT_CHUNK: usize = 128 * 1024;
 
 /// How long to wait for a reply that explains why the server closed the connection while
 /// the body was being written.
@@ -212,7 +219,10 @@ impl Session<'_> {
         let announced_size = capabilities.has("SIZE").then_some(size);
         let mail = Command::MailFrom { sender: sender.clone(), eight_bit, size: announced_size, smtputf8 };
 
-        self.pipelining = capabilities.has("PIPELINING");
+        self.pipelining = request.pipelining && capabilities.has("PIPELINING");
+        if self.pipelining && request.chunking && capabilities.has("CHUNKING") {
+            return self.chunked_message(mail, sender, &recipients, request.body);
+        }
         let (accepted, refused, reply) = if self.pipelining {
             self.pipelined_envelope(mail, sender, &recipients)?
         } else {
@@ -450,17 +460,7 @@ impl Session<'_> {
         group.push(Command::Data);
         self.write_group(&group, Step::MailFrom)?;
 
-        let mail_reply = self.read_reply(Step::MailFrom)?;
-        let mut accepted = Vec::new();
-        let mut refused = Vec::new();
-        for recipient in recipients {
-            let reply = self.read_reply(Step::RcptTo)?;
-            if reply.is_positive() {
-                accepted.push((recipient.clone(), reply.code));
-            } else {
-                refused.push(Refusal { recipient: recipient.clone(), reply });
-            }
-        }
+        let (mail_reply, (accepted, refused)) = self.read_envelope_replies(recipients)?;
         let data_reply = self.read_reply(Step::Data)?;
 
         // A server may accept DATA although MAIL or every RCPT failed. It then waits for a
@@ -479,6 +479,107 @@ impl Session<'_> {
             return Err(error);
         }
         Ok((accepted, refused, data_reply))
+    }
+
+    /// Sends the message with BDAT (RFC 3030) in place of DATA. BDAT announces each chunk's
+    /// length, so the client need not wait for a 354 before the body. MAIL FROM, every RCPT
+    /// TO and the first chunk go out in one write, so a message that fits in one chunk costs
+    /// one wait. A longer message waits for the envelope's replies before the rest of the
+    /// body follows, so a refused envelope never costs the whole body. The remaining chunks
+    /// are then written back to back and their replies read at the end.
+    fn chunked_message(&mut self, mail: Command, sender: Option<Address>, recipients: &[Address], body: &[u8]) -> Result<Delivery, Error> {
+        if self.connection.has_unread_input() {
+            self.broken = true;
+            return Err(Error::Protocol { step: Step::MailFrom, detail: "the server sent lines before MAIL FROM was sent".into() });
+        }
+        let mut chunks = ChunkEncoder::new(body);
+        let mut chunk = Vec::with_capacity(2 * BDAT_CHUNK);
+        let mut last = chunks.next_chunk(&mut chunk);
+
+        let mut buffer = Vec::with_capacity(chunk.len() + 64 * (recipients.len() + 2));
+        let mut group = Vec::with_capacity(recipients.len() + 2);
+        group.push(mail);
+        group.extend(recipients.iter().cloned().map(Command::RcptTo));
+        group.push(Command::Bdat { size: chunk.len(), last });
+        for command in &group {
+            command.render(&mut buffer);
+            self.transcript.client(&command.line());
+        }
+        buffer.extend_from_slice(&chunk);
+        self.transcript.body(chunk.len());
+        self.push_quit_after_last_chunk(last, &mut buffer);
+        // Nothing of the message counts as sent until the server replies, so a failed write
+        // here is a failure at MAIL FROM, which a session may retry on a new connection.
+        self.connection.write_all(&buffer).map_err(|failure| self.io_error(failure, Step::MailFrom))?;
+
+        let (mail_reply, (accepted, refused)) = self.read_envelope_replies(recipients)?;
+        let mut reply = self.read_reply(Step::Bdat)?;
+
+        // The server rejects BDAT when the envelope failed, so that reply adds nothing.
+        if !mail_reply.is_positive() {
+            return Err(Error::SenderRejected { sender, reply: mail_reply });
+        }
+        if accepted.is_empty() {
+            return Err(Error::RecipientsRejected(refused));
+        }
+        if !reply.is_positive() {
+            return Err(Error::MessageRejected { reply });
+        }
+
+        let mut pending = 0;
+        while !last {
+            last = chunks.next_chunk(&mut chunk);
+            buffer.clear();
+            let command = Command::Bdat { size: chunk.len(), last };
+            command.render(&mut buffer);
+            self.transcript.client(&command.line());
+            buffer.extend_from_slice(&chunk);
+            self.transcript.body(chunk.len());
+            self.push_quit_after_last_chunk(last, &mut buffer);
+            self.write_body_piece(&buffer)?;
+            pending += 1;
+        }
+
+        // Every reply is read, even after a rejected chunk, so that the next command on a
+        // kept session pairs with its own reply.
+        let mut rejection = None;
+        for _ in 0..pending {
+            reply = self.read_reply(Step::Bdat)?;
+            if !reply.is_positive() && rejection.is_none() {
+                rejection = Some(reply.clone());
+            }
+        }
+        if let Some(reply) = rejection {
+            return Err(Error::MessageRejected { reply });
+        }
+        Ok(Delivery { accepted, refused, reply })
+    }
+
+    /// Appends QUIT after the last chunk when the session ends with this message, as
+    /// RFC 2920 allows at the end of a group.
+    fn push_quit_after_last_chunk(&mut self, last: bool, buffer: &mut Vec<u8>) {
+        if last && !self.keep_open {
+            Command::Quit.render(buffer);
+            self.transcript.client(&Command::Quit.line());
+            self.quit_sent = true;
+        }
+    }
+
+    /// Reads the replies to a pipelined MAIL FROM and to each RCPT TO, in order, and sorts
+    /// the recipients into accepted and refused.
+    fn read_envelope_replies(&mut self, recipients: &[Address]) -> Result<(Reply, RecipientReplies), Error> {
+        let mail_reply = self.read_reply(Step::MailFrom)?;
+        let mut accepted = Vec::new();
+        let mut refused = Vec::new();
+        for recipient in recipients {
+            let reply = self.read_reply(Step::RcptTo)?;
+            if reply.is_positive() {
+                accepted.push((recipient.clone(), reply.code));
+            } else {
+                refused.push(Refusal { recipient: recipient.clone(), reply });
+            }
+        }
+        Ok((mail_reply, (accepted, refused)))
     }
 
     /// Ends a data phase that must carry no message with a lone ".", and reads the reply.
@@ -648,6 +749,32 @@ impl Session<'_> {
             }
         }
         self.connection.shutdown();
+    }
+}
+
+/// Encodes the body into BDAT chunks: line endings as after DATA, without dot-stuffing.
+struct ChunkEncoder<'b> {
+    encoder: DataEncoder,
+    pieces: std::iter::Peekable<std::slice::Chunks<'b, u8>>,
+}
+
+impl<'b> ChunkEncoder<'b> {
+    fn new(body: &'b [u8]) -> Self {
+        ChunkEncoder { encoder: DataEncoder::without_dot_stuffing(), pieces: body.chunks(BDAT_CHUNK).peekable() }
+    }
+
+    /// Replaces `out` with the next encoded chunk, and returns whether it is the last one.
+    /// An empty body gives one empty last chunk.
+    fn next_chunk(&mut self, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if let Some(piece) = self.pieces.next() {
+            self.encoder.encode(piece, out);
+        }
+        if self.pieces.peek().is_some() {
+            return false;
+        }
+        self.encoder.finish(out);
+        true
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::net::TcpListener;
 
-use common::{postfix, send, send_raw, unique_address};
+use common::{postfix, send, send_raw, send_with, unique_address};
 use mvsmtp::ffi::status::*;
 
 const SENDER: &str = "sender@example.test";
@@ -156,8 +156,22 @@ fn all_recipients_refused() {
     assert_eq!(outcome.reply_code, 550);
     assert!(outcome.error.contains("550 5.1.1"), "{}", outcome.error);
     assert!(outcome.error.contains("450 4.2.0"), "{}", outcome.error);
+    // Postfix offers CHUNKING, so a small body goes out with the envelope as one BDAT
+    // chunk, and the server discards it.
+    assert!(outcome.transcript.contains("C: BDAT 20 LAST"), "{}", outcome.transcript);
+    assert!(outcome.transcript.contains("C: QUIT"), "{}", outcome.transcript);
+}
+
+#[test]
+fn all_recipients_refused_with_data() {
+    let server = postfix();
+    let options = format!("host={}\nport={}\nchunking=0", server.host, server.port);
+    let outcome = send_with(&options, SENDER, "reject@example.test;tempfail@example.test", b"Subject: none\r\n\r\nx\r\n");
+    assert_eq!(outcome.status, SMTP_RECIPIENTS_REJECTED, "{}", outcome.error);
+    assert_eq!(outcome.reply_code, 550);
     // With PIPELINING, DATA goes out with the envelope; the library then ends the data
     // phase with an empty message, and no body is sent.
+    assert!(outcome.transcript.contains("C: DATA"), "{}", outcome.transcript);
     assert!(!outcome.transcript.contains("C: <message body"), "{}", outcome.transcript);
     assert!(outcome.transcript.contains("C: QUIT"), "{}", outcome.transcript);
 }

@@ -68,7 +68,7 @@ pub fn status_of(error: &Error) -> c_int {
             Step::MailFrom | Step::Rset => SMTP_SENDER_REJECTED,
             Step::RcptTo => SMTP_RECIPIENTS_REJECTED,
             Step::Data => SMTP_DATA_REJECTED,
-            Step::Body | Step::EndOfData | Step::Quit => SMTP_MESSAGE_REJECTED,
+            Step::Bdat | Step::Body | Step::EndOfData | Step::Quit => SMTP_MESSAGE_REJECTED,
         },
         Error::GreetingRejected { .. } => SMTP_GREETING_REJECTED,
         Error::HelloRejected { .. } => SMTP_HELLO_REJECTED,

@@ -4,7 +4,7 @@
 //! The server accepts one connection and plays its script. It records every line the
 //! client sent, so a test can check what the client did after a fault.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -18,6 +18,9 @@ pub enum Action {
     Expect(&'static str),
     /// Read the message data up to and including the lone "." line.
     ReadData,
+    /// Read one `BDAT <size> [LAST]` command and the chunk of that many octets after it.
+    /// The chunk is recorded as `DATA:` lines, like the data after DATA.
+    ReadChunk,
     /// Do nothing for this long.
     Pause(Duration),
     /// Close the connection.
@@ -41,6 +44,8 @@ pub struct Received {
     pub lines: Vec<String>,
     /// Script expectations that did not hold.
     pub mismatches: Vec<String>,
+    /// The octets of each BDAT chunk, in order.
+    pub chunks: Vec<Vec<u8>>,
 }
 
 impl Received {
@@ -144,6 +149,25 @@ fn play(stream: TcpStream, script: Vec<Action>) -> Received {
                         break;
                     }
                 }
+            },
+            Action::ReadChunk => match read_line(&mut reader) {
+                Some(line) => {
+                    let size = line.strip_prefix("BDAT ").and_then(|rest| rest.split(' ').next()?.parse::<usize>().ok());
+                    received.lines.push(line.clone());
+                    let Some(size) = size else {
+                        received.mismatches.push(format!("expected \"BDAT <size>\", got {line:?}"));
+                        continue;
+                    };
+                    let mut chunk = vec![0; size];
+                    if reader.read_exact(&mut chunk).is_err() {
+                        received.mismatches.push(format!("the connection ended inside a BDAT chunk of {size} octets"));
+                        continue;
+                    }
+                    received.chunks.push(chunk.clone());
+                    let text = String::from_utf8_lossy(&chunk).into_owned();
+                    received.lines.extend(text.split_terminator("\r\n").map(|piece| format!("DATA:{piece}")));
+                }
+                None => received.mismatches.push("expected BDAT, but the connection ended".into()),
             },
             Action::Pause(duration) => thread::sleep(duration),
             Action::Close => {
