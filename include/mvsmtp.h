@@ -249,6 +249,26 @@ int smtp_open(const char *options);
 int smtp_session_send(int session, const char *from, const char *to, const char *body);
 
 /**
+ * Composes a MIME message and sends it on a session opened by `smtp_open`, with `from`,
+ * `to`, `subject`, `body` and `attachments` as for `smtp_send_message`. `options` may be
+ * NULL or "", or set the message options `cc`, `bcc`, `reply_to`, `charset`, `html_file`,
+ * `body_type` and `header` for this message only, on top of the session's options. The
+ * server, TLS and credentials belong to the session, so setting them here is
+ * `SMTP_INVALID_ARGUMENT`. Returns a status as `smtp_session_send` does.
+ *
+ * # Safety
+ * Each pointer must be NULL or point to a NUL-terminated string that stays valid for the
+ * duration of the call.
+ */
+int smtp_session_send_message(int session,
+                              const char *options,
+                              const char *from,
+                              const char *to,
+                              const char *subject,
+                              const char *body,
+                              const char *attachments);
+
+/**
  * Ends a session with QUIT and frees its id. Returns `SMTP_OK`, or
  * `SMTP_INVALID_ARGUMENT` for an unknown or already closed session.
  */
@@ -272,6 +292,8 @@ int smtp_close(int session);
  * - `user`, `password`, `oauth_token`: credentials for AUTH.
  * - `auth`: `auto` (default), `PLAIN`, `LOGIN`, `CRAM-MD5` or `XOAUTH2`.
  * - `insecure_plaintext_auth`: 1 allows credentials without TLS.
+ * - `pipelining`: 0 sends one command at a time even when the server offers PIPELINING.
+ * - `chunking`: 0 sends the message with DATA even when the server offers CHUNKING (BDAT).
  * - `log_file`: a file that gets one audit line per message.
  * - `profile`: a named block of options in the configuration file.
  * - `cc`, `bcc`, `reply_to`: address lists for `smtp_send_message`.

@@ -148,3 +148,80 @@ fn closed_idle_connection_reconnects() {
         assert!(received.mismatches.is_empty(), "{:?}", received.mismatches);
     }
 }
+
+#[allow(clippy::too_many_arguments)]
+fn session_send_message(session: c_int, options: &str, from: &str, to: &str, subject: &str, body: &str, attachments: &str) -> common::Outcome {
+    let strings = [options, from, to, subject, body, attachments].map(|text| CString::new(text).unwrap());
+    // SAFETY: live C strings.
+    let status = unsafe {
+        ffi::smtp_session_send_message(
+            session,
+            strings[0].as_ptr(),
+            strings[1].as_ptr(),
+            strings[2].as_ptr(),
+            strings[3].as_ptr(),
+            strings[4].as_ptr(),
+            strings[5].as_ptr(),
+        )
+    };
+    common::collect(status)
+}
+
+#[test]
+fn composed_messages_on_session() {
+    let server = postfix();
+    let session = open(&format!("host={}\nport={}\ntimeout=10", server.host, server.port));
+    assert!(session > 0, "smtp_open returned {session}: {}", common::collect(session).error);
+
+    let first = unique_address("composed-first");
+    let copy = unique_address("composed-cc");
+    let second = unique_address("composed-second");
+    let outcome = session_send_message(session, &format!("cc={copy}"), "Billing <bulk@example.test>", &first, "Invoice 1", "First invoice", "");
+    assert_eq!(outcome.status, SMTP_OK, "{}\n{}", outcome.error, outcome.transcript);
+    assert!(!outcome.transcript.contains("EHLO"), "{}", outcome.transcript);
+
+    // The cc of the first message does not carry over to the second.
+    let outcome = session_send_message(session, "", "Billing <bulk@example.test>", &second, "Invoice 2", "Second invoice", "");
+    assert_eq!(outcome.status, SMTP_OK, "{}\n{}", outcome.error, outcome.transcript);
+    assert!(!outcome.transcript.contains(&copy), "{}", outcome.transcript);
+    assert_eq!(ffi::smtp_close(session), SMTP_OK);
+
+    let delivered = String::from_utf8(server.delivered(&first)).unwrap();
+    assert!(delivered.contains("Subject: Invoice 1\n"), "{delivered}");
+    assert!(delivered.contains(&format!("Cc: <{copy}>")) || delivered.contains(&format!("Cc: {copy}")), "{delivered}");
+    assert!(delivered.contains("First invoice"), "{delivered}");
+    let delivered_copy = String::from_utf8(server.delivered(&copy)).unwrap();
+    assert!(delivered_copy.contains("Subject: Invoice 1\n"), "{delivered_copy}");
+    let delivered = String::from_utf8(server.delivered(&second)).unwrap();
+    assert!(delivered.contains("Subject: Invoice 2\n"), "{delivered}");
+    assert!(!delivered.contains("Cc:"), "{delivered}");
+}
+
+#[test]
+fn connection_option_per_message_rejected() {
+    let server = postfix();
+    let session = open(&format!("host={}\nport={}\ntimeout=10", server.host, server.port));
+    assert!(session > 0, "smtp_open returned {session}");
+
+    let recipient = unique_address("per-message-host");
+    let outcome = session_send_message(session, "host=other.example.test", "bulk@example.test", &recipient, "x", "x", "");
+    assert_eq!(outcome.status, SMTP_INVALID_ARGUMENT, "{}", outcome.error);
+    assert!(outcome.error.contains("smtp_open"), "{}", outcome.error);
+    assert!(outcome.transcript.is_empty(), "{}", outcome.transcript);
+
+    let outcome = session_send_message(session, "charset=nonsense", "bulk@example.test", &recipient, "x", "x", "");
+    assert_eq!(outcome.status, SMTP_INVALID_ARGUMENT, "{}", outcome.error);
+
+    // The session is still usable after the rejected calls.
+    let outcome = session_send_message(session, "", "bulk@example.test", &recipient, "still open", "body", "");
+    assert_eq!(outcome.status, SMTP_OK, "{}", outcome.error);
+    assert_eq!(ffi::smtp_close(session), SMTP_OK);
+    server.delivered(&recipient);
+}
+
+#[test]
+fn composed_message_unknown_session() {
+    let outcome = session_send_message(987_654, "", "bulk@example.test", "b@example.test", "x", "x", "");
+    assert_eq!(outcome.status, SMTP_INVALID_ARGUMENT, "{}", outcome.error);
+    assert!(outcome.error.contains("987654"), "{}", outcome.error);
+}

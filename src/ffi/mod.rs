@@ -186,6 +186,44 @@ pub unsafe extern "C" fn smtp_session_send(session: c_int, from: *const c_char, 
     })
 }
 
+/// Composes a MIME message and sends it on a session opened by `smtp_open`, with `from`,
+/// `to`, `subject`, `body` and `attachments` as for `smtp_send_message`. `options` may be
+/// NULL or "", or set the message options `cc`, `bcc`, `reply_to`, `charset`, `html_file`,
+/// `body_type` and `header` for this message only, on top of the session's options. The
+/// server, TLS and credentials belong to the session, so setting them here is
+/// `SMTP_INVALID_ARGUMENT`. Returns a status as `smtp_session_send` does.
+///
+/// # Safety
+/// Each pointer must be NULL or point to a NUL-terminated string that stays valid for the
+/// duration of the call.
+#[no_mangle]
+pub unsafe extern "C" fn smtp_session_send_message(
+    session: c_int,
+    options: *const c_char,
+    from: *const c_char,
+    to: *const c_char,
+    subject: *const c_char,
+    body: *const c_char,
+    attachments: *const c_char,
+) -> c_int {
+    guard::status_call(|| {
+        // SAFETY: the caller guarantees each pointer is NULL or a valid C string.
+        let (options, arguments) = unsafe {
+            (
+                bytes_of(options),
+                calls::MessageArguments {
+                    from: bytes_of(from),
+                    to: bytes_of(to),
+                    subject: bytes_of(subject),
+                    body: bytes_of(body),
+                    attachments: bytes_of(attachments),
+                },
+            )
+        };
+        sessions::send_message(session, options, arguments)
+    })
+}
+
 /// Ends a session with QUIT and frees its id. Returns `SMTP_OK`, or
 /// `SMTP_INVALID_ARGUMENT` for an unknown or already closed session.
 #[no_mangle]
@@ -210,6 +248,8 @@ pub extern "C" fn smtp_close(session: c_int) -> c_int {
 /// - `user`, `password`, `oauth_token`: credentials for AUTH.
 /// - `auth`: `auto` (default), `PLAIN`, `LOGIN`, `CRAM-MD5` or `XOAUTH2`.
 /// - `insecure_plaintext_auth`: 1 allows credentials without TLS.
+/// - `pipelining`: 0 sends one command at a time even when the server offers PIPELINING.
+/// - `chunking`: 0 sends the message with DATA even when the server offers CHUNKING (BDAT).
 /// - `log_file`: a file that gets one audit line per message.
 /// - `profile`: a named block of options in the configuration file.
 /// - `cc`, `bcc`, `reply_to`: address lists for `smtp_send_message`.

@@ -11,9 +11,10 @@ use std::ffi::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use super::calls::{finish_delivery, finish_without_send, merged_options};
+use super::calls::{finish_delivery, finish_without_send, merged_options, MessageArguments};
 use super::diagnostics;
 use super::status::{status_of, SMTP_OK};
+use crate::compose;
 use crate::error::Error;
 use crate::options::{self, Options};
 use crate::request::{RawRequest, Request};
@@ -87,6 +88,50 @@ pub fn send(id: c_int, raw: RawRequest<'_>) -> c_int {
     let mut transcript = Transcript::new();
     let outcome = persistent.send(&request, &mut transcript);
     finish_delivery(&request, &options, &outcome, transcript)
+}
+
+/// The options that `smtp_session_send_message` may set for one message. The others shape
+/// the connection, which the session already has.
+const MESSAGE_OPTIONS: &[&str] = &["cc", "bcc", "reply_to", "charset", "html_file", "body_type", "header"];
+
+/// Composes a message and sends it on a session, with per-message options on top of the
+/// session's own.
+pub fn send_message(id: c_int, list: Option<&[u8]>, arguments: MessageArguments<'_>) -> c_int {
+    let Some(entry) = table().get(&id).cloned() else { return unknown(id) };
+    let mut entry = entry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let options = match message_options(&entry.options, list) {
+        Ok(options) => options,
+        Err(error) => return finish_without_send(Err(error)),
+    };
+    let (sender, recipients, message) = match compose::compose_message(&options, arguments) {
+        Ok(parts) => parts,
+        Err(error) => return finish_without_send(Err(error)),
+    };
+    let request = match Request::with_envelope(Some(sender), recipients, &message, &options) {
+        Ok(request) => request,
+        Err(error) => return finish_without_send(Err(error)),
+    };
+    let Some(persistent) = entry.session.as_mut() else { return unknown(id) };
+
+    let mut transcript = Transcript::new();
+    let outcome = persistent.send(&request, &mut transcript);
+    finish_delivery(&request, &options, &outcome, transcript)
+}
+
+/// Applies a message's options list to a copy of the session's options.
+fn message_options(session_options: &Options, list: Option<&[u8]>) -> Result<Options, Error> {
+    let mut options = session_options.clone();
+    for (name, value) in options::parse_list(list.unwrap_or(b""))? {
+        let name_text = String::from_utf8_lossy(&name).trim().to_ascii_lowercase();
+        if options::OPTION_NAMES.contains(&name_text.as_str()) && !MESSAGE_OPTIONS.contains(&name_text.as_str()) {
+            return Err(Error::InvalidArgument(format!(
+                "Option {name_text} cannot be set for one message of a session, because it belongs to the connection. Set it in smtp_open's options. Per message: {}.",
+                MESSAGE_OPTIONS.join(", ")
+            )));
+        }
+        options.set(&name, &value)?;
+    }
+    Ok(options)
 }
 
 /// Closes a session with QUIT.
