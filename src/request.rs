@@ -21,6 +21,10 @@ pub const IMPLICIT_TLS_PORT: u16 = 465;
 /// The port of message submission with STARTTLS (RFC 6409).
 pub const SUBMISSION_PORT: u16 = 587;
 
+/// The largest number of hosts in the `host` option: the first and its fallbacks. Each host
+/// may cost a full timeout, so a long list would hold the caller for many minutes.
+pub const MAX_HOSTS: usize = 10;
+
 /// The default timeout for connecting and for each wait for the server.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -36,7 +40,11 @@ pub struct RawRequest<'a> {
 /// A validated request.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
+    /// The server to try first.
     pub host: String,
+    /// Hosts to try in turn when a connection to the one before fails or its greeting
+    /// rejects the session, each with its own TLS configuration.
+    pub fallbacks: Vec<Fallback>,
     pub port: u16,
     /// The EHLO name, or `None` for the machine's host name.
     pub helo: Option<String>,
@@ -55,7 +63,19 @@ pub struct Request<'a> {
     pub chunking: bool,
 }
 
+/// A fallback host with the TLS configuration that verifies its certificate.
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    pub host: String,
+    pub tls_setup: Option<TlsSetup>,
+}
+
 impl<'a> Request<'a> {
+    /// Returns this request aimed at a fallback host, with no further fallbacks.
+    pub fn for_fallback(&self, fallback: &Fallback) -> Request<'a> {
+        Request { host: fallback.host.clone(), tls_setup: fallback.tls_setup.clone(), fallbacks: Vec::new(), ..self.clone() }
+    }
+
     /// Validates every argument and option, and returns the first problem as
     /// `Error::InvalidArgument`.
     pub fn validate(raw: RawRequest<'a>, options: &Options) -> Result<Request<'a>, Error> {
@@ -91,9 +111,12 @@ impl<'a> Request<'a> {
     /// Validates the options of a request whose envelope and body are already built, as for
     /// a composed message.
     pub fn with_envelope(sender: Option<Address>, recipients: Vec<Address>, body: &'a [u8], options: &Options) -> Result<Request<'a>, Error> {
-        let host = match &options.host {
-            Some(host) => validate_host(host.as_bytes())?,
+        let mut hosts = match &options.host {
+            Some(list) => validate_hosts(list.as_bytes())?.into_iter(),
             None => return Err(Error::InvalidArgument("Missing option: host is not set. Set host to the mail server's name or IP address.".into())),
+        };
+        let Some(host) = hosts.next() else {
+            return Err(Error::InvalidArgument("Invalid host: it is empty. Pass the mail server's host name or IP address.".into()));
         };
         let helo = options.helo.as_deref().map(|name| validate_helo(name.as_bytes())).transpose()?;
 
@@ -110,13 +133,17 @@ impl<'a> Request<'a> {
                 "Credentials are set but tls=none, so the password would travel unencrypted. Use tls=starttls or tls=implicit, or set insecure_plaintext_auth=1 for a trusted local relay.".into(),
             ));
         }
-        let tls_setup = match tls {
-            TlsMode::None => None,
-            _ => Some(tls::setup(&host, options.tls_server_name.as_deref(), options.tls_ca_file.as_deref(), options.tls_insecure)?),
+        let tls_setup_for = |host: &str| match tls {
+            TlsMode::None => Ok(None),
+            _ => tls::setup(host, options.tls_server_name.as_deref(), options.tls_ca_file.as_deref(), options.tls_insecure).map(Some),
         };
+        let tls_setup = tls_setup_for(&host)?;
+        let fallbacks =
+            hosts.map(|host| Ok(Fallback { tls_setup: tls_setup_for(&host)?, host })).collect::<Result<Vec<_>, Error>>()?;
 
         Ok(Request {
             host,
+            fallbacks,
             port,
             helo,
             sender,
@@ -168,6 +195,20 @@ fn credentials(options: &Options) -> Result<Option<Credentials>, Error> {
 
 fn required<'a>(value: Option<&'a [u8]>, name: &str) -> Result<&'a [u8], Error> {
     value.ok_or_else(|| Error::InvalidArgument(format!("Missing argument: {name} is NULL. Pass a string.")))
+}
+
+/// Checks a host list: one host name or IP address, or several separated by commas, to be
+/// tried in order. Returns the hosts without surrounding spaces.
+pub fn validate_hosts(value: &[u8]) -> Result<Vec<String>, Error> {
+    let hosts = value.split(|&b| b == b',').map(validate_host).collect::<Result<Vec<_>, Error>>()?;
+    if hosts.len() > MAX_HOSTS {
+        return Err(Error::InvalidArgument(format!(
+            "Invalid host list \"{}\": it names {} hosts, but at most {MAX_HOSTS} are tried. Remove some.",
+            escape_for_message(value),
+            hosts.len()
+        )));
+    }
+    Ok(hosts)
 }
 
 /// Checks a host name or IP address and returns it without surrounding spaces.

@@ -11,6 +11,7 @@
 //! After a timeout, an I/O error, a malformed reply or a 421 reply, the session is broken:
 //! it sends nothing more, not even QUIT.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -49,17 +50,66 @@ pub struct Delivery {
     pub refused: Vec<Refusal>,
     /// The server's reply to the end of data.
     pub reply: Reply,
+    /// The host that took the message: the first one, or a fallback.
+    pub host: String,
 }
 
 /// Sends one message, recording the conversation in `transcript`.
 pub fn send(request: &Request<'_>, transcript: &mut Transcript) -> Result<Delivery, Error> {
+    let (connection, server) = connect_greeted(request, transcript)?;
+
+    let mut session = Session { connection, transcript, broken: false, pipelining: false, quit_sent: false, keep_open: false };
+    let result = session.establish(&server).and_then(|capabilities| session.deliver(&server, &capabilities));
+    session.close();
+    result
+}
+
+/// Connects to the request's host and reads its greeting, after the TLS handshake when TLS
+/// is implicit. When the host cannot be reached or its greeting rejects the session, each
+/// fallback host is tried in turn. Returns the connection and the request aimed at the host
+/// that greeted, or the last host's error.
+fn connect_greeted<'r, 'a>(request: &'r Request<'a>, transcript: &mut Transcript) -> Result<(Connection, Cow<'r, Request<'a>>), Error> {
+    let mut outcome = greet(request, transcript).map(|connection| (connection, Cow::Borrowed(request)));
+    for fallback in &request.fallbacks {
+        let error = match outcome {
+            Err(error) if is_host_failure(&error) => error,
+            other => return other,
+        };
+        transcript.note(&format!("{error} Trying the next host, {}", fallback.host));
+        let server = request.for_fallback(fallback);
+        outcome = greet(&server, transcript).map(|connection| (connection, Cow::Owned(server)));
+    }
+    outcome
+}
+
+/// Connects to the request's host and reads a 220 greeting. A rejecting greeting gets QUIT.
+fn greet(request: &Request<'_>, transcript: &mut Transcript) -> Result<Connection, Error> {
     let addresses = resolve(request)?;
     let connection = connect(request, &addresses, transcript)?;
 
     let mut session = Session { connection, transcript, broken: false, pipelining: false, quit_sent: false, keep_open: false };
-    let result = session.establish(request).and_then(|capabilities| session.deliver(request, &capabilities));
-    session.close();
-    result
+    let handshake = if request.tls == TlsMode::Implicit { session.handshake(request) } else { Ok(()) };
+    match handshake.and_then(|()| session.greeting()) {
+        Ok(()) => Ok(session.connection),
+        Err(error) => {
+            session.close();
+            Err(error)
+        }
+    }
+}
+
+/// Reports whether an error means that this host cannot take a session now, so the next
+/// host may: it could not be resolved or reached, or it rejected or broke off the session
+/// before or at its greeting. A failed TLS handshake is not such an error, because it
+/// points to a setting or an attack rather than to a host that is down.
+fn is_host_failure(error: &Error) -> bool {
+    match error {
+        Error::ResolveFailed { .. } | Error::ConnectFailed { .. } | Error::GreetingRejected { .. } => true,
+        Error::Timeout { step, .. } | Error::ConnectionLost { step, .. } | Error::ServiceClosing { step, .. } | Error::Protocol { step, .. } => {
+            matches!(step, Step::Resolve | Step::Connect | Step::Greeting)
+        }
+        _ => false,
+    }
 }
 
 /// A connection kept open for several messages, as a bulk run needs: greeted, upgraded to
@@ -68,16 +118,19 @@ pub struct Persistent {
     connection: Option<Connection>,
     capabilities: Capabilities,
     broken: bool,
+    /// The host that took the session: the first one, or a fallback.
+    host: String,
 }
 
 /// Opens a session for several messages. `request` gives the server, TLS and credentials;
 /// its envelope and body are not used.
 pub fn open(request: &Request<'_>, transcript: &mut Transcript) -> Result<Persistent, Error> {
-    let addresses = resolve(request)?;
-    let connection = connect(request, &addresses, transcript)?;
+    let (connection, server) = connect_greeted(request, transcript)?;
     let mut session = Session { connection, transcript, broken: false, pipelining: false, quit_sent: false, keep_open: true };
-    match session.establish(request) {
-        Ok(capabilities) => Ok(Persistent { connection: Some(session.connection), capabilities, broken: session.broken }),
+    match session.establish(&server) {
+        Ok(capabilities) => {
+            Ok(Persistent { connection: Some(session.connection), capabilities, broken: session.broken, host: server.host.clone() })
+        }
         Err(error) => {
             session.close();
             Err(error)
@@ -110,7 +163,7 @@ impl Persistent {
             return Err(Error::Internal("the session has no connection".into()));
         };
         let mut session = Session { connection, transcript, broken: false, pipelining: false, quit_sent: false, keep_open: true };
-        let result = session.deliver(request, &self.capabilities);
+        let result = session.deliver(request, &self.capabilities).map(|delivery| Delivery { host: self.host.clone(), ..delivery });
         if result.is_err() && !session.broken {
             // RFC 5321, 4.1.1.5: RSET drops the failed transaction so the next one starts clean.
             match session.command(&Command::Rset, Step::Rset) {
@@ -188,13 +241,9 @@ struct Session<'t> {
 }
 
 impl Session<'_> {
-    /// Opens the session: TLS when implicit, the greeting, EHLO, STARTTLS and AUTH.
-    /// Returns the capabilities that apply to the messages.
+    /// Sets up a greeted session: EHLO, STARTTLS and AUTH. Returns the capabilities that
+    /// apply to the messages.
     fn establish(&mut self, request: &Request<'_>) -> Result<Capabilities, Error> {
-        if request.tls == TlsMode::Implicit {
-            self.handshake(request)?;
-        }
-        self.greeting()?;
         let mut capabilities = self.hello(request)?;
         if matches!(request.tls, TlsMode::StartTls | TlsMode::Opportunistic) {
             capabilities = self.starttls(request, capabilities)?;
@@ -221,7 +270,7 @@ impl Session<'_> {
 
         self.pipelining = request.pipelining && capabilities.has("PIPELINING");
         if self.pipelining && request.chunking && capabilities.has("CHUNKING") {
-            return self.chunked_message(mail, sender, &recipients, request.body);
+            return self.chunked_message(mail, sender, &recipients, request);
         }
         let (accepted, refused, reply) = if self.pipelining {
             self.pipelined_envelope(mail, sender, &recipients)?
@@ -251,7 +300,7 @@ impl Session<'_> {
         if !reply.is_positive() {
             return Err(Error::MessageRejected { reply });
         }
-        Ok(Delivery { accepted, refused, reply })
+        Ok(Delivery { accepted, refused, reply, host: request.host.clone() })
     }
 
     fn greeting(&mut self) -> Result<(), Error> {
@@ -487,12 +536,12 @@ impl Session<'_> {
     /// one wait. A longer message waits for the envelope's replies before the rest of the
     /// body follows, so a refused envelope never costs the whole body. The remaining chunks
     /// are then written back to back and their replies read at the end.
-    fn chunked_message(&mut self, mail: Command, sender: Option<Address>, recipients: &[Address], body: &[u8]) -> Result<Delivery, Error> {
+    fn chunked_message(&mut self, mail: Command, sender: Option<Address>, recipients: &[Address], request: &Request<'_>) -> Result<Delivery, Error> {
         if self.connection.has_unread_input() {
             self.broken = true;
             return Err(Error::Protocol { step: Step::MailFrom, detail: "the server sent lines before MAIL FROM was sent".into() });
         }
-        let mut chunks = ChunkEncoder::new(body);
+        let mut chunks = ChunkEncoder::new(request.body);
         let mut chunk = Vec::with_capacity(2 * BDAT_CHUNK);
         let mut last = chunks.next_chunk(&mut chunk);
 
@@ -552,7 +601,7 @@ impl Session<'_> {
         if let Some(reply) = rejection {
             return Err(Error::MessageRejected { reply });
         }
-        Ok(Delivery { accepted, refused, reply })
+        Ok(Delivery { accepted, refused, reply, host: request.host.clone() })
     }
 
     /// Appends QUIT after the last chunk when the session ends with this message, as

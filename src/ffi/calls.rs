@@ -50,7 +50,7 @@ pub fn send(host: Option<&[u8]>, port: i64, helo: Option<&[u8]>, raw: RawRequest
         let Some(host) = host else {
             return Err(Error::InvalidArgument("Missing argument: host is NULL. Pass the mail server's host name or IP address.".into()));
         };
-        request::validate_host(host)?;
+        request::validate_hosts(host)?;
         options.set(b"host", host)?;
         options.port = Some(request::validate_port(port)?);
         options.helo = match helo {
@@ -243,13 +243,14 @@ fn audit_record(request: &Request<'_>, outcome: &Result<Delivery, Error>, status
         Ok(delivery) => Some(delivery.reply.one_line()),
         Err(error) => error.reply().map(|reply| reply.one_line()),
     };
+    // After a fallback, the host that took the message is not the first one.
+    let host = match outcome {
+        Ok(delivery) => &delivery.host,
+        Err(_) => &request.host,
+    };
     AuditRecord {
         time: SystemTime::now(),
-        server: if request.host.contains(':') && !request.host.starts_with('[') {
-            format!("[{}]:{}", request.host, request.port)
-        } else {
-            format!("{}:{}", request.host, request.port)
-        },
+        server: if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{}", request.port) } else { format!("{host}:{}", request.port) },
         sender: request.sender.as_ref().map(ToString::to_string).unwrap_or_default(),
         recipients,
         status: status_name(status).to_str().unwrap_or("SMTP_UNKNOWN_STATUS"),

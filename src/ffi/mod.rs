@@ -29,7 +29,8 @@ unsafe fn bytes_of<'a>(pointer: *const c_char) -> Option<&'a [u8]> {
 /// Sends one message and waits for the result.
 ///
 /// - `host`: the mail server's host name or IP address (IPv6 included, with or without
-///   brackets). Every address that the name resolves to is tried in order.
+///   brackets). Every address that the name resolves to is tried in order. Several hosts
+///   separated by commas are tried in turn, as for the `host` option.
 /// - `port`: 1 to 65535, or 0 for 25.
 /// - `helo`: the name to give in EHLO or HELO. NULL or "" uses this machine's host name, or an
 ///   address literal such as `[192.0.2.1]` when the host name is not a valid domain name.
@@ -235,7 +236,9 @@ pub extern "C" fn smtp_close(session: c_int) -> c_int {
 /// keep the settings they started with. A value of "" restores the option's default.
 /// Option names are not case-sensitive.
 ///
-/// - `host`, `port`, `helo`: the server and the EHLO name, for `smtp_send_with`.
+/// - `host`, `port`, `helo`: the server and the EHLO name, for `smtp_send_with`. `host` may
+///   list up to 10 hosts separated by commas; the next is tried when one cannot be reached
+///   or its greeting rejects the session.
 /// - `timeout`: whole seconds from 1 to 3600 (default 30). It bounds name resolution,
 ///   connecting, the TLS handshake, and each wait for a reply or a write.
 /// - `tls`: `none`, `starttls` (required), `implicit` or `opportunistic`. The default is

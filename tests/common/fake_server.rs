@@ -80,7 +80,12 @@ pub struct FakeServer {
 impl FakeServer {
     /// Starts the server on a free port of 127.0.0.1.
     pub fn start(script: Vec<Action>) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+        FakeServer::start_on(TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port"), script)
+    }
+
+    /// Starts the server on a listener the test bound, for example to another loopback
+    /// address such as 127.0.0.2.
+    pub fn start_on(listener: TcpListener, script: Vec<Action>) -> FakeServer {
         let address = listener.local_addr().unwrap();
         let handle = thread::spawn(move || {
             let (stream, _) = listener.accept().expect("the client connects");

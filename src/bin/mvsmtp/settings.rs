@@ -25,7 +25,8 @@ pub type Entries = Vec<(String, Vec<u8>)>;
 /// The options that choose the server and how to reach it.
 #[derive(clap::Args, Default)]
 pub struct ServerArgs {
-    /// Mail server host name or IP address (or set host in a profile).
+    /// Mail server host name or IP address (or set host in a profile). A comma-separated
+    /// list names fallback hosts, tried in order when one cannot be reached.
     #[arg(long)]
     pub host: Option<String>,
 
