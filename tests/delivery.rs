@@ -19,6 +19,18 @@ fn round_trip(tag: &str, body: &[u8]) -> Vec<u8> {
     server.delivered(&recipient)
 }
 
+/// Like [`round_trip`], but with `chunking=0`, so the body goes after DATA, dot-stuffed,
+/// rather than in a BDAT chunk, which the test server would otherwise take.
+fn round_trip_with_data(tag: &str, body: &[u8]) -> Vec<u8> {
+    let server = postfix();
+    let recipient = unique_address(tag);
+    let options = format!("host={}\nport={}\nchunking=0", server.host, server.port);
+    let outcome = send_with(&options, SENDER, &recipient, body);
+    assert_eq!(outcome.status, SMTP_OK, "{}", outcome.error);
+    assert!(outcome.transcript.contains("C: DATA"), "{}", outcome.transcript);
+    server.delivered(&recipient)
+}
+
 #[test]
 fn plain_message_delivered_exactly() {
     let body = b"From: Sender <sender@example.test>\r\nSubject: Invoice 42\r\nX-Spaces:  two  spaces\r\n\r\nHello,\r\nyour invoice is attached.\r\n";
@@ -42,14 +54,17 @@ fn success_diagnostics() {
 
 #[test]
 fn dot_lines_survive() {
-    let delivered = round_trip("dots", b"Subject: dots\n\n.\n..\n. x\n.hidden\nend\n");
-    assert_eq!(delivered, b"Subject: dots\n\n.\n..\n. x\n.hidden\nend\n");
+    let body = b"Subject: dots\n\n.\n..\n. x\n.hidden\nend\n";
+    assert_eq!(round_trip("dots", body), body);
+    assert_eq!(round_trip_with_data("dots-data", body), body);
 }
 
 #[test]
 fn bare_line_endings_normalized() {
-    let delivered = round_trip("bare", b"Subject: bare\n\nlf line\ncr line\rcrlf line\r\nlast");
-    assert_eq!(delivered, b"Subject: bare\n\nlf line\ncr line\ncrlf line\nlast\n");
+    let body = b"Subject: bare\n\nlf line\ncr line\rcrlf line\r\nlast";
+    let expected = b"Subject: bare\n\nlf line\ncr line\ncrlf line\nlast\n";
+    assert_eq!(round_trip("bare", body), expected);
+    assert_eq!(round_trip_with_data("bare-data", body), expected);
 }
 
 #[test]
@@ -81,10 +96,12 @@ fn one_megabyte_body_delivered() {
         body.extend_from_slice(format!("{number:08} The quick brown fox jumps over the lazy dog, line after line.\r\n").as_bytes());
         number += 1;
     }
-    let delivered = round_trip("large", &body);
     let expected: Vec<u8> = body.iter().copied().filter(|&b| b != b'\r').collect();
-    assert_eq!(delivered.len(), expected.len());
-    assert!(delivered == expected, "the delivered 1 MB body differs from the one sent");
+    // Eight BDAT chunks with the test server's CHUNKING, and the 64 KiB pieces after DATA.
+    for delivered in [round_trip("large", &body), round_trip_with_data("large-data", &body)] {
+        assert_eq!(delivered.len(), expected.len());
+        assert!(delivered == expected, "the delivered 1 MB body differs from the one sent");
+    }
 }
 
 #[test]
