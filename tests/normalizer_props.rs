@@ -1,6 +1,7 @@
 //! Properties of the body encoder, checked on generated input: whatever bytes a caller
 //! passes, the wire form has only CRLF line endings, no line that would end the DATA phase,
-//! and un-stuffing it gives back the input with its line endings normalized.
+//! and un-stuffing it gives back the input with its line endings normalized. The BDAT form
+//! gives the same lines without dot-stuffing.
 
 use mvsmtp::data::{encode_body, DataEncoder};
 use proptest::prelude::*;
@@ -110,5 +111,17 @@ proptest! {
         }
         encoder.finish(&mut wire);
         prop_assert_eq!(wire, encode_body(&input));
+    }
+
+    #[test]
+    fn bdat_form_is_unstuffed_lines(input in body_bytes(), chunk in 1usize..17) {
+        // The encoder for BDAT chunks gives the same lines, with CRLF, but no dot-stuffing.
+        let mut encoder = DataEncoder::without_dot_stuffing();
+        let mut wire = Vec::new();
+        for piece in input.chunks(chunk) {
+            encoder.encode(piece, &mut wire);
+        }
+        encoder.finish(&mut wire);
+        prop_assert_eq!(wire_lines(&wire), expected_lines(&input));
     }
 }
