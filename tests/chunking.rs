@@ -296,3 +296,80 @@ fn postfix_delivers_bdat_byte_for_byte() {
 
     assert_eq!(server.delivered(&recipient), b"Subject: chunked\n\n.dot first\n..two dots\n.\nend\n");
 }
+
+#[test]
+fn connection_closed_after_group() {
+    let mut script = opening();
+    script.extend([expect("MAIL FROM:"), expect("RCPT TO:"), Action::ReadChunk, Action::Close]);
+    let (outcome, received) = run(script, "b@example.test", b"x\r\n", "");
+
+    assert_eq!(outcome.status, SMTP_CONNECTION_LOST, "{}\n{}", outcome.error, outcome.transcript);
+    assert!(received.mismatches.is_empty(), "{:?}", received.mismatches);
+}
+
+#[test]
+fn silent_server_times_out() {
+    let mut script = opening();
+    script.extend([expect("MAIL FROM:"), expect("RCPT TO:"), Action::ReadChunk, Action::Pause(std::time::Duration::from_secs(3))]);
+    let server = FakeServer::start(script);
+    let options = format!("host=127.0.0.1\nport={}\ntimeout=1", server.port());
+    let started = std::time::Instant::now();
+    let outcome = common::send_with(&options, "a@example.test", "b@example.test", b"x\r\n");
+    let elapsed = started.elapsed();
+    server.finish();
+
+    assert_eq!(outcome.status, SMTP_TIMEOUT, "{}\n{}", outcome.error, outcome.transcript);
+    assert!(elapsed < std::time::Duration::from_secs(3), "took {elapsed:?}");
+}
+
+#[test]
+fn closing_reply_to_chunk() {
+    let mut script = opening();
+    script.extend([
+        expect("MAIL FROM:"),
+        expect("RCPT TO:"),
+        Action::ReadChunk,
+        expect("QUIT"),
+        reply("250 ok\r\n250 ok\r\n421 4.3.0 shutting down\r\n"),
+    ]);
+    let (outcome, received) = run(script, "b@example.test", b"x\r\n", "");
+
+    assert_eq!(outcome.status, SMTP_MESSAGE_REJECTED, "{}\n{}", outcome.error, outcome.transcript);
+    assert_eq!(outcome.reply_code, 421);
+    assert!(outcome.error.contains("try again later"), "{}", outcome.error);
+    assert!(received.mismatches.is_empty(), "{:?}", received.mismatches);
+}
+
+#[test]
+fn closed_idle_session_reconnects() {
+    // The first connection takes one message, then closes before replying to the next
+    // group. The session reconnects and sends the second message on a new connection.
+    let message = || [expect("MAIL FROM:"), expect("RCPT TO:"), Action::ReadChunk, reply("250 ok\r\n250 ok\r\n250 queued\r\n")];
+    let mut first = opening();
+    first.extend(message());
+    first.extend([expect("MAIL FROM:"), reply("421 4.4.2 idle timeout\r\n"), Action::Close]);
+    let mut second = opening();
+    second.extend(message());
+    second.extend([expect("QUIT"), reply("221 bye\r\n")]);
+    let server = FakeServer::start_many(vec![first, second]);
+
+    let options = CString::new(format!("host=127.0.0.1\nport={}\ntimeout=3", server.port())).unwrap();
+    // SAFETY: the options string is a live C string.
+    let session: c_int = unsafe { ffi::smtp_open(options.as_ptr()) };
+    assert!(session > 0, "smtp_open returned {session}: {}", common::collect(session).error);
+    for index in 0..2 {
+        let strings = ["a@example.test".to_string(), "b@example.test".to_string(), format!("Subject: {index}\r\n\r\nbody\r\n")]
+            .map(|text| CString::new(text).unwrap());
+        // SAFETY: every pointer is a live C string owned by `strings`.
+        let status = unsafe { ffi::smtp_session_send(session, strings[0].as_ptr(), strings[1].as_ptr(), strings[2].as_ptr()) };
+        let outcome = common::collect(status);
+        assert_eq!(outcome.status, SMTP_OK, "message {index}: {}\n{}", outcome.error, outcome.transcript);
+        if index == 1 {
+            assert!(outcome.transcript.contains("reconnecting"), "{}", outcome.transcript);
+        }
+    }
+    assert_eq!(ffi::smtp_close(session), SMTP_OK);
+    for received in server.finish_all() {
+        assert!(received.mismatches.is_empty(), "{:?}", received.mismatches);
+    }
+}
