@@ -91,6 +91,17 @@ pub fn postfix() -> TestServer {
     TestServer { host, port, maildir }
 }
 
+/// Creates an empty folder for one test in the target's temporary folder and returns its
+/// path. `test_file` and `tag` keep the name apart from those of other tests.
+pub fn empty_test_dir(test_file: &str, tag: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let name = format!("{test_file}-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).unwrap();
+    path
+}
+
 /// Returns an address no other test uses, so parallel tests find their own deliveries.
 pub fn unique_address(tag: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

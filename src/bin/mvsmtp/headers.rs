@@ -1,6 +1,6 @@
-//! The header section of a ready-made message, for the `sendmail` mode: its fields with
-//! their values unfolded, the addresses in an address-list field such as To, and the
-//! message without the Bcc fields.
+//! The header section of a ready-made message, for the `sendmail` and `outbox` modes: its
+//! fields with their values unfolded, the addresses in an address-list field such as To,
+//! and the message without the Bcc fields.
 //!
 //! Lines may end in CRLF, LF, CR or an attribute mark (byte 0xFE, or U+F8FE in UTF-8),
 //! because the library sends each of them as a line break.

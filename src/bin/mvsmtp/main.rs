@@ -1,16 +1,19 @@
 //! `mvsmtp`: send e-mail from the command line through libmvsmtp.
 //!
 //! `send` takes the tool's own options. `sendmail` and `mail` take the arguments of the
-//! sendmail and mailx commands, so that scripts written for those work unchanged. Through a
+//! sendmail and mailx commands, so that scripts written for those work unchanged. `outbox`
+//! sends every message file in a directory over one session. Through a
 //! link named `sendmail`, `mail` or `mailx`, the tool runs that mode with all its arguments.
 //!
 //! The exit status is the library's status code (0 for sent), and the error goes to stderr.
+//! `outbox` has exit statuses of its own, which its help lists.
 //! Passwords and tokens are never taken as arguments, which other users could read with
 //! `ps`: they come from a profile, an environment variable or a file.
 
 mod getopt;
 mod headers;
 mod mail;
+mod outbox;
 mod report;
 mod sendmail;
 mod settings;
@@ -49,6 +52,11 @@ enum Command {
     /// -r, -a). See mvsmtp mail --help.
     #[command(disable_help_flag = true)]
     Mail(ModeArgs),
+    /// Send every message file in a directory over one connection, moving each to sent/ or
+    /// failed/ after the server's reply. The envelope comes from each message's headers, as
+    /// with sendmail -t.
+    #[command(after_help = outbox::AFTER_HELP)]
+    Outbox(Box<outbox::OutboxArgs>),
     /// List the status codes that the exit status can take.
     Statuses,
 }
@@ -167,6 +175,7 @@ fn main() -> ExitCode {
         Command::Send(args) => exit_code(send(&args)),
         Command::Sendmail(mode) => exit_code(sendmail::run(&mode.args)),
         Command::Mail(mode) => exit_code(mail::run(&mode.args)),
+        Command::Outbox(args) => ExitCode::from(outbox::run(&args)),
         Command::Statuses => {
             for (code, name) in status::STATUS_NAMES {
                 report::write_stdout(&format!("{code:>3}  {}\n", name.to_string_lossy()));

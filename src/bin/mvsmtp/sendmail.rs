@@ -99,11 +99,25 @@ recipient (mvsmtp statuses lists them all).
 struct SendmailArgs {
     server: ServerArgs,
     output: OutputFormat,
-    recipients_from_headers: bool,
-    sender: Option<OsString>,
-    full_name: Option<OsString>,
-    recipients: Vec<OsString>,
+    envelope: EnvelopeRules,
     help: bool,
+}
+
+/// The rules that build the envelope of a ready-made message: from arguments, from its
+/// headers, or both.
+#[derive(Default)]
+pub struct EnvelopeRules {
+    /// Whether the recipients come from the To, Cc and Bcc headers, with the Bcc header
+    /// removed, as with sendmail -t.
+    pub recipients_from_headers: bool,
+    /// The envelope sender given as an argument. Without it, the From or Sender header gives it.
+    pub sender: Option<OsString>,
+    /// The sender's full name, for a From header added to a message that has none.
+    pub full_name: Option<OsString>,
+    /// Recipients given as arguments.
+    pub recipients: Vec<OsString>,
+    /// The option that sets the sender, such as `-f`, named when no sender can be found.
+    pub sender_option: &'static str,
 }
 
 /// Runs the mode with its arguments (without the program and subcommand names) and
@@ -129,7 +143,7 @@ pub fn run(args: &[OsString]) -> i32 {
         return output.usage_error(&format!("Reading the message from standard input failed: {error}."));
     }
 
-    let envelope = match envelope(&parsed, &message) {
+    let envelope = match envelope(&parsed.envelope, &message) {
         Ok(envelope) => envelope,
         Err(problem) => return output.usage_error(&problem),
     };
@@ -149,12 +163,13 @@ fn parse(args: &[OsString]) -> Result<SendmailArgs, String> {
     })?;
 
     let mut parsed = SendmailArgs::default();
+    parsed.envelope.sender_option = "-f";
     for arg in scanned {
         match arg {
-            Arg::Operand(recipient) => parsed.recipients.push(recipient),
-            Arg::Short(b't', _) => parsed.recipients_from_headers = true,
-            Arg::Short(b'f' | b'r', value) => parsed.sender = value,
-            Arg::Short(b'F', value) => parsed.full_name = value,
+            Arg::Operand(recipient) => parsed.envelope.recipients.push(recipient),
+            Arg::Short(b't', _) => parsed.envelope.recipients_from_headers = true,
+            Arg::Short(b'f' | b'r', value) => parsed.envelope.sender = value,
+            Arg::Short(b'F', value) => parsed.envelope.full_name = value,
             Arg::Short(b'o', Some(value)) => {
                 if !IGNORED_O_OPTIONS.iter().any(|ignored| value == *ignored) {
                     return Err(unsupported(&format!("-o{}", value.to_string_lossy())));
@@ -188,19 +203,20 @@ fn unsupported(flag: &str) -> String {
 
 /// The envelope and the message as they are sent.
 #[derive(Debug)]
-struct Envelope {
-    sender: Vec<u8>,
+pub struct Envelope {
+    pub sender: Vec<u8>,
     /// Recipients separated by ','.
-    recipients: Vec<u8>,
-    message: Vec<u8>,
+    pub recipients: Vec<u8>,
+    pub message: Vec<u8>,
 }
 
-/// Works out the sender and the recipients, and removes the Bcc header with -t.
-fn envelope(parsed: &SendmailArgs, message: &[u8]) -> Result<Envelope, String> {
+/// Works out the sender and the recipients, and removes the Bcc header when the recipients
+/// come from the headers.
+pub fn envelope(rules: &EnvelopeRules, message: &[u8]) -> Result<Envelope, String> {
     let fields = headers::fields(message);
 
     let mut recipients: Vec<Vec<u8>> = Vec::new();
-    if parsed.recipients_from_headers {
+    if rules.recipients_from_headers {
         for name in ["To", "Cc", "Bcc"] {
             for field in fields.iter().filter(|field| field.is_named(name)) {
                 let addresses = headers::addresses(&field.value).map_err(|problem| format!("The {name} header of the message {problem}."))?;
@@ -212,27 +228,27 @@ fn envelope(parsed: &SendmailArgs, message: &[u8]) -> Result<Envelope, String> {
             }
         }
     }
-    for recipient in &parsed.recipients {
+    for recipient in &rules.recipients {
         let recipient = os_bytes(recipient);
         if !recipients.contains(&recipient) {
             recipients.push(recipient);
         }
     }
     if recipients.is_empty() {
-        return Err(if parsed.recipients_from_headers {
+        return Err(if rules.recipients_from_headers {
             "No recipient: the To, Cc and Bcc headers of the message contain no address, and none was given as an argument.".into()
         } else {
             "No recipient: give the addresses after the options, or pass -t to take them from the To, Cc and Bcc headers.".into()
         });
     }
 
-    let sender = match &parsed.sender {
+    let sender = match &rules.sender {
         Some(sender) => os_bytes(sender),
-        None => sender_from_headers(&fields)?,
+        None => sender_from_headers(&fields, rules.sender_option)?,
     };
 
-    let mut sent = if parsed.recipients_from_headers { headers::without_fields(message, &fields, "Bcc") } else { message.to_vec() };
-    if let Some(full_name) = &parsed.full_name {
+    let mut sent = if rules.recipients_from_headers { headers::without_fields(message, &fields, "Bcc") } else { message.to_vec() };
+    if let Some(full_name) = &rules.full_name {
         let has_from = fields.iter().any(|field| field.is_named("From"));
         if !has_from && !sender.is_empty() {
             let mut from_line = format!("From: {} <", display_name(full_name)?).into_bytes();
@@ -246,8 +262,9 @@ fn envelope(parsed: &SendmailArgs, message: &[u8]) -> Result<Envelope, String> {
 }
 
 /// Returns the address of the From header when it contains exactly one, else that of the
-/// Sender header (RFC 5322 requires Sender when From contains several).
-fn sender_from_headers(fields: &[headers::Field<'_>]) -> Result<Vec<u8>, String> {
+/// Sender header (RFC 5322 requires Sender when From contains several). `sender_option` is
+/// the option that the error message suggests instead.
+fn sender_from_headers(fields: &[headers::Field<'_>], sender_option: &str) -> Result<Vec<u8>, String> {
     for name in ["From", "Sender"] {
         let Some(field) = fields.iter().find(|field| field.is_named(name)) else { continue };
         let mut addresses = headers::addresses(&field.value).map_err(|problem| format!("The {name} header of the message {problem}."))?;
@@ -255,7 +272,7 @@ fn sender_from_headers(fields: &[headers::Field<'_>]) -> Result<Vec<u8>, String>
             return Ok(addresses.remove(0));
         }
     }
-    Err("No envelope sender: pass -f ADDRESS, or give the message a From header with one address (or a Sender header).".into())
+    Err(format!("No envelope sender: pass {sender_option} ADDRESS, or give the message a From header with one address (or a Sender header)."))
 }
 
 /// Formats the -F name for the From header: a quoted string when it is ASCII, or RFC 2047
@@ -297,7 +314,7 @@ mod tests {
     #[test]
     fn harmless_flags_accepted() {
         let parsed = parsed(&["-i", "-oi", "-odi", "-oem", "-v", "-bm", "-m", "a@example.test"]).unwrap();
-        assert_eq!(parsed.recipients, ["a@example.test"]);
+        assert_eq!(parsed.envelope.recipients, ["a@example.test"]);
     }
 
     #[test]
@@ -311,9 +328,9 @@ mod tests {
     #[test]
     fn sender_and_name_forms() {
         let parsed = parsed(&["-ti", "-fsender@example.test", "-F", "Jo Doe"]).unwrap();
-        assert!(parsed.recipients_from_headers);
-        assert_eq!(parsed.sender.as_deref(), Some("sender@example.test".as_ref()));
-        assert_eq!(parsed.full_name.as_deref(), Some("Jo Doe".as_ref()));
+        assert!(parsed.envelope.recipients_from_headers);
+        assert_eq!(parsed.envelope.sender.as_deref(), Some("sender@example.test".as_ref()));
+        assert_eq!(parsed.envelope.full_name.as_deref(), Some("Jo Doe".as_ref()));
     }
 
     #[test]
@@ -327,18 +344,18 @@ mod tests {
     #[test]
     fn sender_taken_from_headers() {
         let message = b"From: Jo <jo@example.test>\nTo: a@example.test\n\ntext\n";
-        assert_eq!(sender_from_headers(&headers::fields(message)).unwrap(), b"jo@example.test");
+        assert_eq!(sender_from_headers(&headers::fields(message), "-f").unwrap(), b"jo@example.test");
         let message = b"From: a@example.test, b@example.test\nSender: s@example.test\n\ntext\n";
-        assert_eq!(sender_from_headers(&headers::fields(message)).unwrap(), b"s@example.test");
-        assert!(sender_from_headers(&headers::fields(b"To: a@example.test\n\ntext\n")).unwrap_err().contains("-f ADDRESS"));
+        assert_eq!(sender_from_headers(&headers::fields(message), "-f").unwrap(), b"s@example.test");
+        assert!(sender_from_headers(&headers::fields(b"To: a@example.test\n\ntext\n"), "-f").unwrap_err().contains("-f ADDRESS"));
     }
 
     #[test]
     fn full_name_added_without_from() {
         let parsed = parsed(&["-f", "jo@example.test", "-F", "Jo \"JD\" Doe", "a@example.test"]).unwrap();
-        let envelope = envelope(&parsed, b"Subject: s\n\ntext\n").unwrap();
+        let envelope = envelope(&parsed.envelope, b"Subject: s\n\ntext\n").unwrap();
         assert_eq!(envelope.message, b"From: \"Jo \\\"JD\\\" Doe\" <jo@example.test>\nSubject: s\n\ntext\n");
-        let envelope = super::envelope(&parsed, b"From: other@example.test\n\ntext\n").unwrap();
+        let envelope = super::envelope(&parsed.envelope, b"From: other@example.test\n\ntext\n").unwrap();
         assert_eq!(envelope.message, b"From: other@example.test\n\ntext\n");
     }
 
@@ -355,7 +372,7 @@ mod tests {
     fn recipients_merged_without_repeats() {
         let parsed = parsed(&["-t", "-f", "s@example.test", "b@example.test", "extra@example.test"]).unwrap();
         let message = b"To: A <a@example.test>\nCc: b@example.test\nBcc: hidden@example.test\nSubject: s\n\ntext\n";
-        let envelope = envelope(&parsed, message).unwrap();
+        let envelope = envelope(&parsed.envelope, message).unwrap();
         assert_eq!(envelope.recipients, b"a@example.test,b@example.test,hidden@example.test,extra@example.test");
         assert_eq!(envelope.message, b"To: A <a@example.test>\nCc: b@example.test\nSubject: s\n\ntext\n");
     }
@@ -363,6 +380,6 @@ mod tests {
     #[test]
     fn no_recipient_refused() {
         let parsed = parsed(&["-t", "-f", "s@example.test"]).unwrap();
-        assert!(envelope(&parsed, b"Subject: s\n\ntext\n").unwrap_err().contains("No recipient"));
+        assert!(envelope(&parsed.envelope, b"Subject: s\n\ntext\n").unwrap_err().contains("No recipient"));
     }
 }
