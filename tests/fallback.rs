@@ -177,7 +177,7 @@ fn session_opens_on_fallback_and_audits_it() {
 
 #[test]
 fn invalid_host_lists_rejected() {
-    let too_many = vec!["127.0.0.1"; 11].join(",");
+    let too_many = ["127.0.0.1"; 11].join(",");
     for list in ["127.0.0.1,,127.0.0.2", "127.0.0.1,", "127.0.0.1,bad host", too_many.as_str()] {
         let options = format!("host={list}\nport=9");
         let outcome = common::send_with(&options, "a@example.test", "b@example.test", b"x\r\n");

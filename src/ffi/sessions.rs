@@ -122,14 +122,14 @@ pub fn send_message(id: c_int, list: Option<&[u8]>, arguments: MessageArguments<
 fn message_options(session_options: &Options, list: Option<&[u8]>) -> Result<Options, Error> {
     let mut options = session_options.clone();
     for (name, value) in options::parse_list(list.unwrap_or(b""))? {
-        let name_text = String::from_utf8_lossy(&name).trim().to_ascii_lowercase();
+        let name_text = String::from_utf8_lossy(name).trim().to_ascii_lowercase();
         if options::OPTION_NAMES.contains(&name_text.as_str()) && !MESSAGE_OPTIONS.contains(&name_text.as_str()) {
             return Err(Error::InvalidArgument(format!(
                 "Option {name_text} cannot be set for one message of a session, because it belongs to the connection. Set it in smtp_open's options. Per message: {}.",
                 MESSAGE_OPTIONS.join(", ")
             )));
         }
-        options.set(&name, &value)?;
+        options.set(name, value)?;
     }
     Ok(options)
 }

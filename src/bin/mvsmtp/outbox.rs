@@ -398,7 +398,7 @@ mod tests {
     }
 
     fn delivery(refused: Vec<Refusal>) -> Delivery {
-        Delivery { accepted: Vec::new(), refused, reply: reply(250) }
+        Delivery { accepted: Vec::new(), refused, reply: reply(250), host: "127.0.0.1".into() }
     }
 
     #[test]
