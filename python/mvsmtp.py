@@ -24,6 +24,14 @@ sends it::
         "Billing <app@example.test>", "user@example.test", "Invoice 42",
         "Please find the invoice attached.\\n", ["/data/invoice-42.pdf"])
 
+open_session() connects, starts TLS and logs in once, and the Session it returns sends
+many messages on that connection. Each message gets its own status::
+
+    with mvsmtp.open_session({"host": "127.0.0.1", "port": 2525}) as session:
+        for customer in customers:
+            status = session.send_message("billing@example.test", customer.address,
+                                          "Your statement", customer.statement)
+
 The module loads the shared library when it is imported. It looks in these places:
 
 1. the path in the environment variable ``MVSMTP_LIBRARY``, if it is set;
@@ -45,6 +53,7 @@ import ctypes.util
 import os
 import re
 import sys
+import threading
 from typing import Mapping, Optional, Sequence, Tuple, Union
 
 __all__ = [
@@ -70,6 +79,7 @@ __all__ = [
     "SMTP_TLS_FAILED",
     "SMTP_TLS_UNAVAILABLE",
     "SUBVALUE_MARK",
+    "Session",
     "SmtpError",
     "VALUE_MARK",
     "last_error",
@@ -77,6 +87,7 @@ __all__ = [
     "last_transcript",
     "library",
     "library_path",
+    "open_session",
     "send",
     "send_message",
     "send_message_or_raise",
@@ -88,8 +99,8 @@ __all__ = [
     "version",
 ]
 
-# Status codes returned by send(), send_with(), send_message() and set_option(), as defined
-# in include/mvsmtp.h.
+# Status codes returned by send(), send_with(), send_message(), set_option() and the methods
+# of Session, as defined in include/mvsmtp.h.
 SMTP_OK = 0
 SMTP_PARTIAL = 1
 SMTP_INVALID_ARGUMENT = 2
@@ -213,6 +224,31 @@ def _declare_functions(lib) -> None:
         ctypes.c_char_p,  # attachments
     ]
     lib.smtp_send_message.restype = ctypes.c_int
+
+    lib.smtp_open.argtypes = [ctypes.c_char_p]  # options
+    lib.smtp_open.restype = ctypes.c_int
+
+    lib.smtp_session_send.argtypes = [
+        ctypes.c_int,  # session
+        ctypes.c_char_p,  # from
+        ctypes.c_char_p,  # to
+        ctypes.c_char_p,  # body
+    ]
+    lib.smtp_session_send.restype = ctypes.c_int
+
+    lib.smtp_session_send_message.argtypes = [
+        ctypes.c_int,  # session
+        ctypes.c_char_p,  # options
+        ctypes.c_char_p,  # from
+        ctypes.c_char_p,  # to
+        ctypes.c_char_p,  # subject
+        ctypes.c_char_p,  # body
+        ctypes.c_char_p,  # attachments
+    ]
+    lib.smtp_session_send_message.restype = ctypes.c_int
+
+    lib.smtp_close.argtypes = [ctypes.c_int]  # session
+    lib.smtp_close.restype = ctypes.c_int
 
     lib.smtp_last_reply_code.argtypes = []
     lib.smtp_last_reply_code.restype = ctypes.c_int
@@ -689,15 +725,27 @@ def send_message(
     """
     options_bytes = _options_to_c_string(options)
     charset = _charset_of(options_bytes)
+    return library.smtp_send_message(
+        options_bytes, *_message_arguments(charset, sender, to, subject, body, attachments)
+    )
 
+
+def _message_arguments(
+    charset: Optional[str],
+    sender: Text,
+    to: Union[Text, Sequence[Text]],
+    subject: Text,
+    body: Text,
+    attachments: Optional[Sequence[Attachment]],
+) -> Tuple[Optional[bytes], ...]:
+    """Convert the sender, to, subject, body and attachments of send_message(), checking str against ``charset``."""
     if isinstance(to, (list, tuple)):
         for index, address in enumerate(to):
             _message_text(address, "to[{}]".format(index), charset)
     else:
         _message_text(to, "to", charset)
 
-    return library.smtp_send_message(
-        options_bytes,
+    return (
         _message_text(sender, "sender", charset),
         _recipients_to_c_string(to),
         _message_text(subject, "subject", charset),
@@ -765,6 +813,12 @@ class SmtpError(Exception):
         return text
 
 
+def _raise_unless_ok(status: int) -> None:
+    """Raise SmtpError with this thread's reply code and last error unless ``status`` is SMTP_OK."""
+    if status != SMTP_OK:
+        raise SmtpError(status, last_reply_code(), last_error())
+
+
 def send_or_raise(
     host: Text,
     port: int,
@@ -777,9 +831,7 @@ def send_or_raise(
 
     SMTP_PARTIAL raises too, although the message was delivered to the accepted recipients.
     """
-    status = send(host, port, helo, sender, to, body)
-    if status != SMTP_OK:
-        raise SmtpError(status, last_reply_code(), last_error())
+    _raise_unless_ok(send(host, port, helo, sender, to, body))
 
 
 def send_with_or_raise(options: Options, sender: Text, to: Union[Text, Sequence[Text]], body: Text) -> None:
@@ -787,9 +839,7 @@ def send_with_or_raise(options: Options, sender: Text, to: Union[Text, Sequence[
 
     SMTP_PARTIAL raises too, although the message was delivered to the accepted recipients.
     """
-    status = send_with(options, sender, to, body)
-    if status != SMTP_OK:
-        raise SmtpError(status, last_reply_code(), last_error())
+    _raise_unless_ok(send_with(options, sender, to, body))
 
 
 def send_message_or_raise(
@@ -804,6 +854,155 @@ def send_message_or_raise(
 
     SMTP_PARTIAL raises too, although the message was delivered to the accepted recipients.
     """
-    status = send_message(options, sender, to, subject, body, attachments)
-    if status != SMTP_OK:
-        raise SmtpError(status, last_reply_code(), last_error())
+    _raise_unless_ok(send_message(options, sender, to, subject, body, attachments))
+
+
+# Sessions: one connection for many messages
+
+
+def open_session(options: Options) -> "Session":
+    """Open a session with smtp_open(): connect, greet, start TLS and log in once.
+
+    ``options`` is as for send_with(), and sets the server, TLS, credentials and the
+    other options of every message sent on the session. Message options such as "cc" or
+    "charset" given here apply to every composed message.
+
+    Returns a Session, which sends each message on the open connection. Close it with
+    close(), or use it in a ``with`` statement. Raises SmtpError when the session cannot
+    be opened, for example with status SMTP_CONNECT_FAILED or SMTP_AUTH_FAILED, and
+    ValueError or TypeError as send_with() does.
+    """
+    options_bytes = _options_to_c_string(options)
+    session_id = library.smtp_open(options_bytes)
+    if session_id < 0:
+        raise SmtpError(-session_id, last_reply_code(), last_error())
+    session = Session(session_id)
+    session._charset = _charset_of(options_bytes)
+    return session
+
+
+class Session:
+    """Open SMTP connection that sends several messages, from open_session().
+
+    Each call returns a status and sets this thread's last error, reply code and
+    transcript, as the module's functions do. After a failed message the session stays
+    usable. When the server has closed an idle connection, the next message reconnects
+    once. Every thread may use a session: the library runs calls on one session one after
+    the other, and threads with their own sessions send in parallel.
+
+    The library keeps the connection until close() is called. Nothing closes a session
+    when the object is garbage-collected, because that would run smtp_close() at a random
+    time and replace the last error of whichever thread happens to run it.
+
+    ``Session(session_id)`` wraps an id that smtp_open() returned elsewhere, for example
+    one that BASIC keeps in a variable.
+    """
+
+    def __init__(self, session_id: int) -> None:
+        if not isinstance(session_id, int) or isinstance(session_id, bool):
+            raise TypeError("session_id must be int, not {}".format(type(session_id).__name__))
+        if not 0 < session_id <= _C_INT_MAX:
+            raise ValueError(
+                "session_id {} is invalid, because smtp_open() returns ids from 1 to {}. Pass the id of an "
+                "open session.".format(session_id, _C_INT_MAX)
+            )
+        self._id = session_id
+        # The charset option given to open_session(), for the checks of send_message().
+        self._charset: Optional[str] = None
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    @property
+    def id(self) -> int:
+        """The session id of the library, greater than 0."""
+        return self._id
+
+    @property
+    def closed(self) -> bool:
+        """True once close() has run on this object."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return "<mvsmtp.Session {} {}>".format(self._id, "closed" if self._closed else "open")
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
+
+    def send(self, sender: Text, to: Union[Text, Sequence[Text]], body: Text) -> int:
+        """Send one ready-made message with smtp_session_send() and return its status code.
+
+        ``sender``, ``to`` and ``body`` are as for send(). A closed session returns
+        SMTP_INVALID_ARGUMENT.
+        """
+        return library.smtp_session_send(
+            self._id,
+            _to_c_string(sender, "sender"),
+            _recipients_to_c_string(to),
+            _to_c_string(body, "body"),
+        )
+
+    def send_or_raise(self, sender: Text, to: Union[Text, Sequence[Text]], body: Text) -> None:
+        """Send one message like send(), and raise SmtpError for any status other than SMTP_OK.
+
+        SMTP_PARTIAL raises too, although the message was delivered to the accepted recipients.
+        """
+        _raise_unless_ok(self.send(sender, to, body))
+
+    def send_message(
+        self,
+        sender: Text,
+        to: Union[Text, Sequence[Text]],
+        subject: Text,
+        body: Text,
+        attachments: Optional[Sequence[Attachment]] = None,
+        options: Options = None,
+    ) -> int:
+        """Compose a MIME message, send it with smtp_session_send_message() and return its status code.
+
+        ``sender``, ``to``, ``subject``, ``body`` and ``attachments`` are as for the
+        module's send_message(). ``options`` is None or, in any form that send_with()
+        takes, the message options "cc", "bcc", "reply_to", "charset", "html_file",
+        "body_type" and "header" for this message only. The server, TLS and credentials
+        belong to the session, so setting one of them here returns SMTP_INVALID_ARGUMENT.
+
+        The check for non-ASCII str arguments uses the "charset" of ``options``, else the
+        one given to open_session(). Raises ValueError and TypeError as send_message() does.
+        """
+        options_bytes = _options_to_c_string(options)
+        charset = _charset_of(options_bytes)
+        if charset is None:
+            charset = self._charset
+        return library.smtp_session_send_message(
+            self._id, options_bytes, *_message_arguments(charset, sender, to, subject, body, attachments)
+        )
+
+    def send_message_or_raise(
+        self,
+        sender: Text,
+        to: Union[Text, Sequence[Text]],
+        subject: Text,
+        body: Text,
+        attachments: Optional[Sequence[Attachment]] = None,
+        options: Options = None,
+    ) -> None:
+        """Send one message like send_message(), and raise SmtpError for any status other than SMTP_OK.
+
+        SMTP_PARTIAL raises too, although the message was delivered to the accepted recipients.
+        """
+        _raise_unless_ok(self.send_message(sender, to, subject, body, attachments, options))
+
+    def close(self) -> int:
+        """End the session with smtp_close(), which sends QUIT, and return its status code.
+
+        A second call returns SMTP_OK without calling the library. SMTP_INVALID_ARGUMENT
+        means that the library did not know the id, because another Session object for the
+        same id had closed it.
+        """
+        with self._close_lock:
+            if self._closed:
+                return SMTP_OK
+            self._closed = True
+        return library.smtp_close(self._id)

@@ -9,6 +9,7 @@ marks: str as with NLS, bytes as without it. U2 itself is not involved.
 import email
 import email.policy
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -167,3 +168,135 @@ def test_library_not_found_reported():
     status, error = status_of(output.stdout.strip())
     assert status == mvsmtp_u2.SMTP_INTERNAL_ERROR
     assert "MVSMTP_LIBRARY" in error
+
+
+# Sessions, as MVSMTP.OPEN, MVSMTP.SESSION.SEND, MVSMTP.SESSION.MESSAGE and MVSMTP.CLOSE call them
+
+
+def opened_session(options=SERVER):
+    session_id, error = status_of(mvsmtp_u2.open_session(options))
+    assert session_id > 0, error
+    assert error == ""
+    return session_id
+
+
+def test_session_messages_delivered():
+    first, second, cc, raw = (unique_address(tag) for tag in ("sess-a", "sess-b", "sess-cc", "sess-raw"))
+    # BASIC passes the session id as text, with SESSION:"".
+    session = str(opened_session())
+
+    results = [
+        mvsmtp_u2.session_message(session, "cc=" + cc, "billing@example.test", first, "Statement 1", "Line 1\nLine 2", ""),
+        mvsmtp_u2.session_message(session, "", "billing@example.test", second, 2024, "Second.", "\tnote.txt\t\tone\x0btwo"),
+        mvsmtp_u2.session_send(session, "billing@example.test", raw, "Subject: raw on a session\n\nRaw text."),
+        mvsmtp_u2.close_session(session),
+    ]
+
+    assert [status_of(result) for result in results] == [(0, "")] * 4
+    message = delivered(first)
+    assert message["Subject"] == "Statement 1"
+    assert message["Cc"] == cc
+    assert message.get_body(("plain",)).get_content().splitlines() == ["Line 1", "Line 2"]
+    assert delivered(cc)["Subject"] == "Statement 1"
+    following = delivered(second)
+    assert following["Subject"] == "2024"
+    assert following["Cc"] is None
+    assert [part.get_content().splitlines() for part in following.iter_attachments()] == [["one", "two"]]
+    assert delivered(raw)["Subject"] == "raw on a session"
+
+
+def test_session_open_failure_negative_status():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+
+    session_id, error = status_of(mvsmtp_u2.open_session("host=127.0.0.1\nport={}\ntimeout=5".format(free_port)))
+
+    assert session_id == -4
+    assert str(free_port) in error
+
+
+def test_session_open_unknown_charset_rejected():
+    session_id, error = status_of(mvsmtp_u2.open_session(SERVER + "\ncharset=no-such-charset"))
+
+    assert session_id == mvsmtp_u2.SMTP_INVALID_ARGUMENT
+    assert "no-such-charset" in error
+
+
+def test_session_charset_from_open():
+    latin1, encoded, utf8 = (unique_address(tag) for tag in ("sess-latin1", "sess-encoded", "sess-utf8"))
+    session = opened_session((SERVER + "\ncharset=ISO-8859-1").encode("ascii"))
+
+    # Bytes in the session's charset, as a system without NLS passes them.
+    latin1_result = mvsmtp_u2.session_message(session, b"", b"billing@example.test", latin1.encode("ascii"),
+                                              "Grüße".encode("latin-1"), "Größe".encode("latin-1"), b"")
+    # str, which the module encodes into the session's charset.
+    encoded_result = mvsmtp_u2.session_message(session, "", "billing@example.test", encoded, "Grüße – 5 €", "Größe", "")
+    # A message's own charset option overrides the session's.
+    utf8_result = mvsmtp_u2.session_message(session, "charset=UTF-8", "billing@example.test", utf8, "漢字", "Größe", "")
+    mvsmtp_u2.close_session(session)
+
+    assert status_of(latin1_result) == (0, "")
+    assert status_of(encoded_result) == (0, "")
+    assert status_of(utf8_result) == (0, "")
+    assert delivered(latin1)["Subject"] == "Grüße"
+    assert delivered(encoded)["Subject"] == "Grüße – 5 €"
+    assert delivered(utf8)["Subject"] == "漢字"
+
+
+@pytest.mark.parametrize(
+    "open_options, message_options, subject, fragment",
+    [
+        (SERVER + "\ncharset=ISO-8859-1", "", "漢字", "charset option"),
+        (SERVER, "port=25", "s", "port"),
+        (SERVER, "charset=no-such-charset", "s", "no-such-charset"),
+    ],
+    ids=["outside-open-charset", "connection-option", "unknown-charset"],
+)
+def test_session_message_rejected(open_options, message_options, subject, fragment):
+    session = opened_session(open_options)
+
+    status, error = status_of(
+        mvsmtp_u2.session_message(session, message_options, "billing@example.test", unique_address("sess-bad"), subject, "t", "")
+    )
+    mvsmtp_u2.close_session(session)
+
+    assert status == mvsmtp_u2.SMTP_INVALID_ARGUMENT
+    assert fragment in error
+
+
+def test_session_rejected_recipient_then_success():
+    address = unique_address("sess-after")
+    session = opened_session()
+
+    rejected = mvsmtp_u2.session_send(session, "billing@example.test", "reject@example.test", "Subject: r\n\nr")
+    accepted = mvsmtp_u2.session_send(session, "billing@example.test", address, "Subject: after\n\ntext")
+    mvsmtp_u2.close_session(session)
+
+    status, error = status_of(rejected)
+    assert status == 11
+    assert "reject@example.test" in error
+    assert status_of(accepted) == (0, "")
+    assert delivered(address)["Subject"] == "after"
+
+
+@pytest.mark.parametrize("session", ["", "abc", "-3", b"x", None])
+def test_session_id_not_a_number_rejected(session):
+    status, error = status_of(mvsmtp_u2.session_send(session, "billing@example.test", "a@example.test", "t"))
+
+    assert status == mvsmtp_u2.SMTP_INVALID_ARGUMENT
+    assert "MVSMTP.OPEN" in error
+
+
+def test_closed_session_rejected():
+    session = opened_session()
+    assert status_of(mvsmtp_u2.close_session(session)) == (0, "")
+
+    for result in (
+        mvsmtp_u2.session_send(session, "billing@example.test", "a@example.test", "t"),
+        mvsmtp_u2.session_message(float(session), "", "billing@example.test", "a@example.test", "s", "t", ""),
+        mvsmtp_u2.close_session(str(session).encode("ascii")),
+    ):
+        status, error = status_of(result)
+        assert status == mvsmtp_u2.SMTP_INVALID_ARGUMENT
+        assert "Unknown session {}".format(session) in error
