@@ -73,9 +73,9 @@ After the server's reply to each message, the file is:
   - left in DIR for the next run after a temporary failure (4xx, a timeout, a lost
     connection).
   When no connection can be made (the server cannot be reached, or rejects the greeting,
-  TLS or the login), or 3 messages in a row fail with a timeout, a lost
-  connection or an invalid reply, the run stops and leaves the rest in DIR. NAME.reason holds the status name,
-  the server's reply and the error. A name already taken in sent/ or failed/ is kept, and
+  TLS or the login), or 3 messages in a row fail with a timeout, a lost connection or an
+  invalid reply, the run stops and leaves the rest in DIR. NAME.reason holds the status
+  name, the server's reply and the error. A name already taken in sent/ or failed/ is kept, and
   the new file becomes NAME.1, NAME.2 and so on.
 
 Safety:
