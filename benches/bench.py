@@ -1,9 +1,10 @@
 """Run every benchmark of libmvsmtp against its peers and write the results table.
 
 benches/run.sh builds the programs, starts smtp-sink and the delay proxies, and then calls
-this script with their ports. Each measurement runs `--repeats` times, alternating between
-libmvsmtp and its peers so that slow phases of the shared machine hit both, and the table
-shows the median with the individual runs beside it.
+this script with their ports. Each measurement runs several times (`--repeats`, and
+`--waits-repeats` for the wait counts), alternating between libmvsmtp and its peers so that
+slow phases of the shared machine hit both. The table shows the median with the individual
+runs beside it.
 """
 
 import argparse
@@ -30,6 +31,7 @@ LARGE_TEXT_BYTES = 25_000_000
 LOAD_PROCESSES = 20
 FRESH_MESSAGES = 3
 STEADY_MESSAGES = 10
+WAITS_CLIENTS = ("libmvsmtp", "smtplib", "curl", "smtp-source")
 # Every subprocess is bounded, so a hung server or client cannot stall the run.
 PROCESS_TIMEOUT = 120
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -112,7 +114,7 @@ class Programs:
 
 
 def measure_throughput(programs, sink_port, repeats):
-    """Messages per second of libmvsmtp and its peers, each timed as a whole process."""
+    """Measure messages per second of libmvsmtp and its peers, each timed as a whole process."""
     port = str(sink_port)
     source = [programs.smtp_source, "-m", str(MESSAGES), "-l", str(TEXT_BYTES)]
     target = f"{LOOPBACK}:{port}"
@@ -174,7 +176,7 @@ def measure_throughput(programs, sink_port, repeats):
 
 
 def measure_large(programs, sink_port, repeats):
-    """Throughput and peak memory of one 25 MB message, each run in a fresh process."""
+    """Measure the throughput and peak memory of one 25 MB message, in fresh processes."""
     port = str(sink_port)
     large = str(LARGE_TEXT_BYTES)
     clients = {
@@ -217,7 +219,7 @@ def stripped_size(path):
 
 
 def measure_load(programs, sink_port):
-    """dlopen plus the first call, in fresh processes, and the stripped library size."""
+    """Time dlopen and the first call in fresh processes, and measure the stripped size."""
     cases = {
         "libmvsmtp: dlopen + smtp_version": [programs.load, programs.library, "version", "smtp_version"],
         "libmvsmtp: dlopen + first smtp_send": [programs.load, programs.library, "send", LOOPBACK, str(sink_port)],
@@ -262,7 +264,7 @@ def read_reply(connection, port):
 
 
 def greeting_ms(port):
-    """Milliseconds from connect() until the whole 220 greeting has arrived."""
+    """Return the milliseconds from connect() until the whole 220 greeting has arrived."""
     start = time.perf_counter()
     with socket.create_connection((LOOPBACK, port), timeout=10) as connection:
         read_reply(connection, port)
@@ -285,7 +287,7 @@ def extensions(port):
 
 
 def noop_ms(port, count=20):
-    """Milliseconds per NOOP and its reply, one after the other on one connection."""
+    """Return the milliseconds per NOOP and its reply, one after another on one connection."""
     with socket.create_connection((LOOPBACK, port), timeout=10) as connection:
         read_reply(connection, port)
         start = time.perf_counter()
@@ -312,9 +314,21 @@ def curl_command(programs, port, recipients, body_file, messages):
     return command
 
 
+def process_command(programs, client, port, recipients, body_file, messages):
+    """Build the command line of a curl or smtp-source process that sends `messages`
+    messages on one connection."""
+    if client == "curl":
+        return curl_command(programs, port, recipients, body_file, messages)
+    return [
+        programs.smtp_source, "-s", "1", "-d", "-m", str(messages), "-r", str(recipients),
+        "-l", str(TEXT_BYTES), "-M", "bench.example.test", "-f", "bench@example.test",
+        "-t", "bench@example.test", f"{LOOPBACK}:{port}",
+    ]
+
+
 def client_ms(programs, client, mode, port, recipients, body_file):
-    """Milliseconds per message for one client: median of fresh connections, or the mean of
-    a session's messages after its first one."""
+    """Return one client's milliseconds per message: the median over fresh connections, or
+    the mean over a session's messages after its first one."""
     if client in ("libmvsmtp", "smtplib"):
         base = [programs.driver] if client == "libmvsmtp" else programs.smtplib
         count = FRESH_MESSAGES if mode == "fresh" else STEADY_MESSAGES
@@ -323,21 +337,22 @@ def client_ms(programs, client, mode, port, recipients, body_file):
             return median([float(value) for value in values["ms"].split(",")])
         return float(values["ms_per_message"])
 
-    # curl is timed as a whole process, because its own timer stops before QUIT.
+    # curl and smtp-source are timed as whole processes: smtp-source reports no timings, and
+    # curl's own timer stops before QUIT. The direct runs take out the process's start.
     if mode == "fresh":
-        run(curl_command(programs, port, recipients, body_file, 1))
+        run(process_command(programs, client, port, recipients, body_file, 1))
         samples = [
-            run(curl_command(programs, port, recipients, body_file, 1)).seconds * 1000.0
+            run(process_command(programs, client, port, recipients, body_file, 1)).seconds * 1000.0
             for _ in range(FRESH_MESSAGES)
         ]
         return median(samples)
-    one = run(curl_command(programs, port, recipients, body_file, 1)).seconds
-    many = run(curl_command(programs, port, recipients, body_file, 1 + STEADY_MESSAGES)).seconds
+    one = run(process_command(programs, client, port, recipients, body_file, 1)).seconds
+    many = run(process_command(programs, client, port, recipients, body_file, 1 + STEADY_MESSAGES)).seconds
     return (many - one) * 1000.0 / STEADY_MESSAGES
 
 
 def measure_waits(programs, servers, repeats):
-    """Replies waited for per message, from the time added by the delay proxy.
+    """Count the replies each client waits for per message, from the time the proxy adds.
 
     Each case runs directly against the server and through the proxy, and the difference
     is the time the proxy added. A fresh connection also pays the greeting's delay once, so
@@ -368,7 +383,7 @@ def measure_waits(programs, servers, repeats):
             rows = []
             for mode, recipients in cases:
                 row = {"mode": mode, "recipients": recipients, "clients": {}}
-                for client in ("libmvsmtp", "smtplib", "curl"):
+                for client in WAITS_CLIENTS:
                     direct, proxied = [], []
                     try:
                         for _ in range(repeats):
@@ -516,8 +531,8 @@ def waits_tables(waits):
             f"One wait (a NOOP and its reply): {noop['direct']:.2f} ms direct, "
             f"{noop['proxy']:.2f} ms through the proxy.",
             "",
-            "| case | libmvsmtp | smtplib | curl |",
-            "|---|---|---|---|",
+            "| case | " + " | ".join(WAITS_CLIENTS) + " |",
+            "|---|" + "---|" * len(WAITS_CLIENTS),
         ]
         for row in block["rows"]:
             label = (
@@ -526,7 +541,7 @@ def waits_tables(waits):
                 else f"reused session, per message, {row['recipients']} recipient{'s' if row['recipients'] > 1 else ''}"
             )
             cells = []
-            for client in ("libmvsmtp", "smtplib", "curl"):
+            for client in WAITS_CLIENTS:
                 outcome = row["clients"][client]
                 if "error" in outcome:
                     cells.append(f"failed: {outcome['error']}")
@@ -565,7 +580,8 @@ def load_table(load):
 def build_report(arguments, servers, measured):
     """Return the results as Markdown."""
     lines = ["# Benchmark results", ""] + measured["machine"] + [
-        f"- Runs: {arguments.repeats} of each measurement, median shown; "
+        f"- Runs: {arguments.repeats} of each throughput and memory measurement and "
+        f"{arguments.waits_repeats} of each wait count, median shown; "
         f"measurements took {measured['seconds']:.0f} s.",
         "",
         "## Throughput against smtp-sink (1 to 3)",
@@ -616,7 +632,9 @@ def main():
     parser.add_argument("--postfix-port", type=int, help="Postfix's plain SMTP port, when it runs")
     parser.add_argument("--postfix-proxy-port", type=int, help="the delay proxy to Postfix")
     parser.add_argument("--delay-ms", type=float, default=10.0, help="the proxy's delay per chunk")
-    parser.add_argument("--repeats", type=int, default=5, help="runs of each measurement")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each throughput and memory measurement")
+    # Wait counts vary far less than throughput, and each run takes seconds.
+    parser.add_argument("--waits-repeats", type=int, default=3, help="runs of each wait count")
     parser.add_argument("--output", required=True, help="the Markdown file to write")
     arguments = parser.parse_args()
     # SystemExit unwinds through subprocess.run, which kills the client it is running.
@@ -648,7 +666,7 @@ def main():
     print("Measuring loading (6)...", file=sys.stderr)
     measured["load"] = measure_load(programs, arguments.sink_port)
     print("Measuring waits through the delay proxy (4)...", file=sys.stderr)
-    measured["waits"] = measure_waits(programs, servers, repeats)
+    measured["waits"] = measure_waits(programs, servers, arguments.waits_repeats)
     measured["seconds"] = time.perf_counter() - started
     measured["machine"] = machine_lines(arguments.root, load_before, os.getloadavg()[0])
 
