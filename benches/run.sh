@@ -113,7 +113,8 @@ if greets "$POSTFIX_PORT"; then
         2>"$WORK_DIR/proxy-postfix.log" &
     STARTED_PIDS+=($!)
     wait_for_port "$POSTFIX_PROXY_PORT" "the delay proxy to Postfix"
-    POSTFIX_ARGUMENTS=(--postfix-port "$POSTFIX_PORT" --postfix-proxy-port "$POSTFIX_PROXY_PORT")
+    POSTFIX_ARGUMENTS=(--postfix-port "$POSTFIX_PORT" --postfix-proxy-port "$POSTFIX_PROXY_PORT"
+                       --postfix-maildir "${MVSMTP_TEST_MAILDIR:-/tmp/mvsmtp-postfix/maildir}")
 else
     echo "== Postfix does not answer on 127.0.0.1:$POSTFIX_PORT; its rows are skipped" \
          "(start it with: bash tests/postfix/test-server.sh up)" >&2
