@@ -6,7 +6,7 @@
  *   driver per-connection HOST PORT COUNT TEXT_BYTES       smtp_send, one connection each
  *   driver session HOST PORT COUNT TEXT_BYTES              one session for all messages
  *   driver threads HOST PORT THREADS PER_THREAD TEXT_BYTES one session per thread
- *   driver large HOST PORT TEXT_BYTES                      one smtp_send, with peak memory
+ *   driver large HOST PORT TEXT_BYTES                      two smtp_send calls, with peak memory
  *   driver fresh HOST PORT RECIPIENTS COUNT                milliseconds of each smtp_send
  *   driver steady HOST PORT RECIPIENTS COUNT               milliseconds per session message
  */
