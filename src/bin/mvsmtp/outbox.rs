@@ -1,9 +1,10 @@
 //! `mvsmtp outbox DIR`: sends every message file waiting in a directory over one SMTP
 //! session, and moves each file once the server has replied to it.
 //!
-//! Only one message is in flight at a time, and a file is moved only after the server's
-//! reply to it. So a crash or a kill at any point loses no message, and sends again at most
-//! the one in flight. That one cannot be helped: RFC 1047 describes the gap between the end
+//! Only one message's data is in flight at a time, and a file is moved only after the
+//! server's reply to it. (The next message's envelope goes out with the end of data to save
+//! a wait, but an envelope without data delivers nothing.) So a crash or a kill at any
+//! point loses no message, and sends again at most the one in flight. That one cannot be helped: RFC 1047 describes the gap between the end
 //! of the data and the server's reply, in which a broken connection leaves the client
 //! unsure whether the server took the message.
 
@@ -22,7 +23,7 @@ use mvsmtp::request::{RawRequest, Request};
 use mvsmtp::session::{self, Delivery, Persistent};
 use mvsmtp::transcript::Transcript;
 
-use crate::sendmail::{self, EnvelopeRules};
+use crate::sendmail::{self, Envelope, EnvelopeRules};
 use crate::settings::{borrow_entries, ServerArgs};
 
 mod spool;
@@ -164,9 +165,16 @@ pub fn run(args: &OutboxArgs) -> u8 {
     let rules = EnvelopeRules { recipients_from_headers: true, sender: args.from.clone(), sender_option: "--from", ..EnvelopeRules::default() };
     let mut sender = Sender { spool: &spool, options: &options, rules, persistent: &mut persistent, consecutive_connection_failures: 0 };
 
+    // Each file is read before the one ahead of it is sent, so that its envelope can go out
+    // with that message's end of data.
+    let mut upcoming = names.get(1).map(|name| sender.load(name));
+    let mut current = names.first().map(|name| sender.load(name));
     for (index, name) in names.iter().enumerate() {
         bar.set_message(name.to_string_lossy().into_owned());
-        let report = sender.send_file(name);
+        let loaded = current.take().unwrap_or(Loaded::Missing);
+        let report = sender.send_file(name, loaded, upcoming.as_ref());
+        current = upcoming.take();
+        upcoming = names.get(index + 2).map(|name| sender.load(name));
         bar.inc(1);
         let Some(report) = report else { continue };
 
@@ -223,6 +231,17 @@ fn progress_bar(length: usize) -> ProgressBar {
     bar
 }
 
+/// A message file read from the outbox, or what kept it from being read.
+enum Loaded {
+    Message(Envelope),
+    /// Its headers give no valid envelope.
+    Invalid(String),
+    /// It could not be read.
+    Unreadable(String),
+    /// It disappeared after the directory was listed.
+    Missing,
+}
+
 /// Sends the files of one run over its session.
 struct Sender<'a> {
     spool: &'a Spool,
@@ -233,38 +252,56 @@ struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    /// Sends one file and moves it as its outcome requires. Returns `None` when the file
-    /// disappeared after the directory was listed.
-    fn send_file(&mut self, name: &OsStr) -> Option<FileReport> {
+    /// Reads a message file and works out its envelope from its headers.
+    fn load(&self, name: &OsStr) -> Loaded {
         let path = self.spool.dir().join(name);
         let message = match std::fs::read(&path) {
             Ok(message) => message,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Loaded::Missing,
             Err(error) => {
-                let text = format!("Reading {} failed: {error}. Check the file's permissions; it stays in the outbox.", path.display());
-                return Some(FileReport::local(name, Disposition::Unreadable, None, text));
+                return Loaded::Unreadable(format!("Reading {} failed: {error}. Check the file's permissions; it stays in the outbox.", path.display()));
             }
         };
+        match sendmail::envelope(&self.rules, &message) {
+            Ok(envelope) => Loaded::Message(envelope),
+            Err(problem) => Loaded::Invalid(problem),
+        }
+    }
 
-        // A file whose headers give no valid envelope is rejected without asking the server.
-        let envelope = match sendmail::envelope(&self.rules, &message) {
-            Ok(envelope) => envelope,
-            Err(problem) => {
+    /// Builds the request of a loaded message.
+    fn request<'e>(&self, envelope: &'e Envelope) -> Result<Request<'e>, Error> {
+        let raw = RawRequest { from: Some(&envelope.sender), to: Some(&envelope.recipients), body: Some(&envelope.message) };
+        Request::validate(raw, self.options)
+    }
+
+    /// Sends one file and moves it as its outcome requires. `next` is the file that comes
+    /// after it, whose envelope may go out with this message's end of data. Returns `None`
+    /// when the file disappeared after the directory was listed.
+    fn send_file(&mut self, name: &OsStr, loaded: Loaded, next: Option<&Loaded>) -> Option<FileReport> {
+        let envelope = match loaded {
+            Loaded::Message(envelope) => envelope,
+            Loaded::Missing => return None,
+            Loaded::Unreadable(text) => return Some(FileReport::local(name, Disposition::Unreadable, None, text)),
+            // A file whose headers give no valid envelope is rejected without asking the server.
+            Loaded::Invalid(problem) => {
                 let report = FileReport::local(name, Disposition::Rejected, Some(status::SMTP_INVALID_ARGUMENT), problem);
                 return Some(self.move_file(report, None, &[]));
             }
         };
-        let raw = RawRequest { from: Some(&envelope.sender), to: Some(&envelope.recipients), body: Some(&envelope.message) };
-        let request = match Request::validate(raw, self.options) {
+        let request = match self.request(&envelope) {
             Ok(request) => request,
             Err(error) => {
                 let report = FileReport::local(name, Disposition::Rejected, Some(status::status_of(&error)), error.to_string());
                 return Some(self.move_file(report, None, &[]));
             }
         };
+        let next_request = match next {
+            Some(Loaded::Message(next)) => self.request(next).ok(),
+            _ => None,
+        };
 
         let mut transcript = Transcript::new();
-        let outcome = self.persistent.send(&request, &mut transcript);
+        let outcome = self.persistent.send_before(&request, next_request.as_ref(), &mut transcript);
         // The same bookkeeping as smtp_session_send: the audit line, the status and the
         // error line.
         let code = finish_delivery(&request, self.options, &outcome, transcript);
