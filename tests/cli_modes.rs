@@ -142,7 +142,7 @@ fn sendmail_t_reads_to_cc_bcc() {
     // on the wire.
     for recipient in [&to, &cc, &cc_named, &bcc, &bcc_folded] {
         let delivered = server.delivered(recipient);
-        assert_eq!(text(&delivered), expected, "the message delivered to {recipient}");
+        assert_eq!(without_added_headers(&text(&delivered)), expected, "the message delivered to {recipient}");
     }
 }
 
@@ -178,7 +178,10 @@ fn sendmail_t_sends_no_bcc_header() {
     for recipient in ["to@example.test", "one@example.test", "two@example.test"] {
         assert!(commands.contains(&format!("RCPT TO:<{recipient}>")), "{commands:#?}");
     }
-    assert_eq!(data_lines(&received.lines), ["From: <a@example.test>", "To: <to@example.test>", "Subject: s", "", "Bcc: body line"]);
+    let lines = data_lines(&received.lines);
+    assert!(lines[0].starts_with("Date: "), "{lines:?}");
+    assert!(lines[1].starts_with("Message-ID: <"), "{lines:?}");
+    assert_eq!(lines[2..], ["From: <a@example.test>", "To: <to@example.test>", "Subject: s", "", "Bcc: body line"]);
 }
 
 #[test]
@@ -194,7 +197,10 @@ fn sendmail_keeps_bcc_without_t() {
     assert!(received.mismatches.is_empty(), "{:#?}", received.mismatches);
     assert!(received.commands().contains(&"RCPT TO:<to@example.test>".to_owned()), "{:#?}", received.lines);
     // The lone "." line goes out dot-stuffed, so it does not end the message.
-    assert_eq!(data_lines(&received.lines), ["From: <a@example.test>", "Bcc: one@example.test", "Subject: s", "", ".."]);
+    let lines = data_lines(&received.lines);
+    assert!(lines[0].starts_with("Date: "), "{lines:?}");
+    assert!(lines[1].starts_with("Message-ID: <"), "{lines:?}");
+    assert_eq!(lines[2..], ["From: <a@example.test>", "Bcc: one@example.test", "Subject: s", "", ".."]);
 }
 
 #[test]
@@ -206,8 +212,8 @@ fn sendmail_t_adds_arguments() {
     let output = run_mode(&server, "sendmail", &["-t", &in_argument], message.as_bytes());
 
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    assert_eq!(text(&server.delivered(&in_header)), message);
-    assert_eq!(text(&server.delivered(&in_argument)), message);
+    assert_eq!(without_added_headers(&text(&server.delivered(&in_header))), message);
+    assert_eq!(without_added_headers(&text(&server.delivered(&in_argument))), message);
 }
 
 #[test]
@@ -222,7 +228,7 @@ fn sendmail_f_sets_return_path() {
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let stored = text(&server.delivered_raw(&recipient));
     assert!(stored.starts_with(&format!("Return-Path: <{bounce}>\n")), "{stored}");
-    assert_eq!(text(&server.delivered(&recipient)), message);
+    assert_eq!(without_added_headers(&text(&server.delivered(&recipient))), message);
 }
 
 #[test]
@@ -277,7 +283,7 @@ fn sendmail_recipients_as_arguments() {
 
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     for recipient in [&first, &second, &third] {
-        assert_eq!(text(&server.delivered(recipient)), message, "the message delivered to {recipient}");
+        assert_eq!(without_added_headers(&text(&server.delivered(recipient))), message, "the message delivered to {recipient}");
     }
     assert!(server.try_delivered(&in_header_only, Duration::from_secs(2)).is_none(), "a header address got the message without -t");
 }
@@ -294,7 +300,7 @@ fn sendmail_ignored_flags_accepted() {
     let output = run_mode(&server, "sendmail", &args, message.as_bytes());
 
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    assert_eq!(text(&server.delivered(&recipient)), message);
+    assert_eq!(without_added_headers(&text(&server.delivered(&recipient))), message);
 }
 
 #[test]
@@ -306,7 +312,7 @@ fn sendmail_full_name_adds_from() {
     let output = run_mode(&server, "sendmail", &["-F", "Jo Doe", "-f", SENDER, &recipient], message.as_bytes());
 
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    assert_eq!(text(&server.delivered(&recipient)), format!("From: \"Jo Doe\" <{SENDER}>\n{message}"));
+    assert_eq!(without_added_headers(&text(&server.delivered(&recipient))), format!("From: \"Jo Doe\" <{SENDER}>\n{message}"));
 }
 
 #[test]
@@ -476,7 +482,7 @@ fn sendmail_link_runs_sendmail_mode() {
     let output = run(&link, &["-t", "-i", "--host", &server.host, "--port", &port], &[], message.as_bytes());
 
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    assert_eq!(text(&server.delivered(&recipient)), message);
+    assert_eq!(without_added_headers(&text(&server.delivered(&recipient))), message);
 }
 
 #[test]
@@ -514,7 +520,7 @@ fn default_profile_used_without_host() {
     let message = format!("From: <{SENDER}>\nSubject: default profile\n\nx\n");
     let output = run(tool(), &["sendmail", &recipient], &env, message.as_bytes());
     assert_eq!(output.status.code(), Some(0), "sendmail: {}", describe(&output));
-    assert_eq!(text(&server.delivered(&recipient)), message);
+    assert_eq!(without_added_headers(&text(&server.delivered(&recipient))), message);
 
     let recipient = unique_address("default-profile-mail");
     let output = run(tool(), &["mail", "-s", "default profile", "-r", SENDER, &recipient], &env, b"x\n");
@@ -575,7 +581,9 @@ fn json_carries_transcript() {
     assert!(transcript.contains(&format!("C: RCPT TO:<{recipient}>\n")), "{transcript}");
     assert!(transcript.contains("S: 250 2.0.0 Ok"), "{transcript}");
     assert!(!transcript.contains("secret words"), "{transcript}");
-    assert!(result.get("message_id").is_none(), "the message has no Message-ID: {result}");
+    // The message had no Message-ID, so the one added for it is reported.
+    let message_id = result["message_id"].as_str().unwrap_or_else(|| panic!("no message_id: {result}"));
+    assert!(message_id.ends_with("@example.test>"), "{result}");
     server.delivered(&recipient);
 }
 
@@ -681,4 +689,15 @@ fn help_through_link() {
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     assert!(text(&output.stdout).contains("-s SUBJECT"), "{}", describe(&output));
     assert_eq!(link.file_name(), Some(OsStr::new("mailx")));
+}
+
+/// Returns a delivered message without the Date and Message-ID lines that the sendmail
+/// mode adds at the top of a message that has neither, and checks that both are there.
+fn without_added_headers(delivered: &str) -> String {
+    let mut parts = delivered.splitn(3, '\n');
+    let date = parts.next().unwrap_or("");
+    let message_id = parts.next().unwrap_or("");
+    assert!(date.starts_with("Date: "), "no Date line added: {delivered}");
+    assert!(message_id.starts_with("Message-ID: <"), "no Message-ID line added: {delivered}");
+    parts.next().unwrap_or("").to_owned()
 }

@@ -63,7 +63,8 @@ Messages:
 Envelope, as with mvsmtp sendmail -t:
   The recipients are the addresses of the To, Cc and Bcc headers, and the Bcc header is
   removed before sending. The sender is --from, else the address of the From header, or of
-  the Sender header when From does not contain exactly one address.
+  the Sender header when From does not contain exactly one address. A message without a
+  Date or Message-ID header gets one.
 
 After the server's reply to each message, the file is:
   - moved to DIR/sent/ when the server accepted it for every recipient;

@@ -37,7 +37,8 @@ Usage: mvsmtp sendmail [OPTIONS] [RECIPIENT]... < MESSAGE
        sendmail [OPTIONS] [RECIPIENT]... < MESSAGE     (through a link named sendmail)
 
 Standard input contains the whole message: header lines, a blank line, then the text. It is
-sent as it is, except that -t removes the Bcc header and -F may add a From header. Every
+sent as it is, except that -t removes the Bcc header, -F may add a From header, and a
+message without a Date or Message-ID header gets one, as sendmail does. Every
 line ending (and every attribute mark, byte 0xFE) is sent as CRLF, and lines that start
 with \".\" are dot-stuffed, so a line with a single \".\" never ends the message early,
 with or without -i.
@@ -258,7 +259,25 @@ pub fn envelope(rules: &EnvelopeRules, message: &[u8]) -> Result<Envelope, Strin
         }
     }
 
+    add_missing_date_and_id(&mut sent, &fields, &sender);
+
     Ok(Envelope { sender, recipients: recipients.join(&b","[..]), message: sent })
+}
+
+/// Adds a Date header, which RFC 5322 requires, and a Message-ID, which it recommends, to
+/// a message that lacks them, as sendmail does for a message submitted on its machine. The
+/// Message-ID is on the sender's domain.
+fn add_missing_date_and_id(message: &mut Vec<u8>, fields: &[headers::Field<'_>], sender: &[u8]) {
+    let mut added = Vec::new();
+    if !fields.iter().any(|field| field.is_named("Date")) {
+        added.extend_from_slice(format!("Date: {}\n", mail_builder::headers::date::Date::now().to_rfc822()).as_bytes());
+    }
+    if !fields.iter().any(|field| field.is_named("Message-ID")) {
+        let domain = sender.rsplit(|&b| b == b'@').next().filter(|domain| sender.contains(&b'@') && !domain.is_empty() && domain.is_ascii());
+        let domain = domain.map_or_else(|| "localhost".to_owned(), |domain| String::from_utf8_lossy(domain).into_owned());
+        added.extend_from_slice(format!("Message-ID: <{}>\n", mvsmtp::compose::new_message_id(&domain)).as_bytes());
+    }
+    message.splice(0..0, added);
 }
 
 /// Returns the address of the From header when it contains exactly one, else that of the
@@ -350,13 +369,39 @@ mod tests {
         assert!(sender_from_headers(&headers::fields(b"To: a@example.test\n\ntext\n"), "-f").unwrap_err().contains("-f ADDRESS"));
     }
 
+    /// Returns the message without the Date and Message-ID lines that `envelope` adds at
+    /// the top.
+    fn without_added_headers(message: &[u8]) -> &[u8] {
+        let mut rest = message;
+        while rest.starts_with(b"Date: ") || rest.starts_with(b"Message-ID: ") {
+            let line_end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |index| index + 1);
+            rest = &rest[line_end..];
+        }
+        rest
+    }
+
+    #[test]
+    fn date_and_id_added_when_missing() {
+        let parsed = parsed(&["-t"]).unwrap();
+        let envelope = envelope(&parsed.envelope, b"From: jo@example.test\nTo: a@example.test\n\ntext\n").unwrap();
+        let text = String::from_utf8(envelope.message).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("Date: "), "{text}");
+        assert!(lines[0].ends_with(" +0000"), "{text}");
+        assert!(lines[1].starts_with("Message-ID: <") && lines[1].ends_with("@example.test>"), "{text}");
+        assert_eq!(&lines[2..], ["From: jo@example.test", "To: a@example.test", "", "text"]);
+
+        let complete = b"Date: Fri, 4 Dec 2026 10:00:00 +0100\nMessage-ID: <x@example.test>\nFrom: jo@example.test\nTo: a@example.test\n\ntext\n";
+        assert_eq!(super::envelope(&parsed.envelope, complete).unwrap().message, complete);
+    }
+
     #[test]
     fn full_name_added_without_from() {
         let parsed = parsed(&["-f", "jo@example.test", "-F", "Jo \"JD\" Doe", "a@example.test"]).unwrap();
         let envelope = envelope(&parsed.envelope, b"Subject: s\n\ntext\n").unwrap();
-        assert_eq!(envelope.message, b"From: \"Jo \\\"JD\\\" Doe\" <jo@example.test>\nSubject: s\n\ntext\n");
+        assert_eq!(without_added_headers(&envelope.message), b"From: \"Jo \\\"JD\\\" Doe\" <jo@example.test>\nSubject: s\n\ntext\n");
         let envelope = super::envelope(&parsed.envelope, b"From: other@example.test\n\ntext\n").unwrap();
-        assert_eq!(envelope.message, b"From: other@example.test\n\ntext\n");
+        assert_eq!(without_added_headers(&envelope.message), b"From: other@example.test\n\ntext\n");
     }
 
     #[test]
@@ -374,7 +419,7 @@ mod tests {
         let message = b"To: A <a@example.test>\nCc: b@example.test\nBcc: hidden@example.test\nSubject: s\n\ntext\n";
         let envelope = envelope(&parsed.envelope, message).unwrap();
         assert_eq!(envelope.recipients, b"a@example.test,b@example.test,hidden@example.test,extra@example.test");
-        assert_eq!(envelope.message, b"To: A <a@example.test>\nCc: b@example.test\nSubject: s\n\ntext\n");
+        assert_eq!(without_added_headers(&envelope.message), b"To: A <a@example.test>\nCc: b@example.test\nSubject: s\n\ntext\n");
     }
 
     #[test]
