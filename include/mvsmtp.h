@@ -340,8 +340,10 @@ int smtp_last_error(char *buffer, int size);
 
 /**
  * Returns the calling thread's last error as a string owned by the library. It stays valid
- * until the same thread's next call of `smtp_send`, `smtp_send_with`, `smtp_send_message` or
- * `smtp_set_option`. Never free it.
+ * until the same thread's next call of a function that returns a status or opens a
+ * session (`smtp_send`, `smtp_send_with`, `smtp_send_message`, `smtp_open`,
+ * `smtp_session_send`, `smtp_session_send_message`, `smtp_close`, `smtp_set_option`).
+ * Never free it.
  * For callers that cannot pass output buffers, such as UniData CALLC.
  */
 const char *smtp_last_error_text(void);
@@ -361,8 +363,8 @@ int smtp_last_transcript(char *buffer, int size);
 
 /**
  * Returns the calling thread's last transcript as a string owned by the library, valid
- * until the same thread's next call of `smtp_send`, `smtp_send_with`, `smtp_send_message`
- * or `smtp_set_option`. Never free it.
+ * until the same thread's next call of a function that returns a status or opens a
+ * session, as for `smtp_last_error_text`. Never free it.
  */
 const char *smtp_last_transcript_text(void);
 

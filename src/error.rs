@@ -175,12 +175,27 @@ impl Error {
     }
 }
 
-/// Advises on refused recipients: check the addresses, or retry when every refusal was temporary.
+/// Advises on a message that every recipient refused: check the addresses that were
+/// refused for good, and send again later to those refused for now.
 pub fn refusal_advice(refusals: &[Refusal]) -> &'static str {
-    if refusals.iter().any(|refusal| refusal.reply.is_permanent()) {
-        "Check the addresses; any temporary (4xx) refusal may succeed if sent again later."
-    } else {
+    let permanent = refusals.iter().filter(|refusal| refusal.reply.is_permanent()).count();
+    if permanent == refusals.len() {
+        "Check the addresses."
+    } else if permanent == 0 {
         "These refusals are temporary (4xx); send the message again later."
+    } else {
+        "Check the addresses rejected with 5xx; those rejected with 4xx may take the message if it is sent again later."
+    }
+}
+
+/// Advises on a message that some recipients took and others refused. Sending the same
+/// message again would reach the first ones twice, so a retry goes only to those refused
+/// for now.
+pub fn partial_refusal_advice(refusals: &[Refusal]) -> &'static str {
+    if refusals.iter().all(|refusal| refusal.reply.is_permanent()) {
+        "Check those addresses."
+    } else {
+        "The other recipients have it, so send it again later only to those rejected with 4xx."
     }
 }
 
@@ -223,6 +238,16 @@ mod tests {
     fn temporary_rejection_suggests_retry() {
         let text = Error::DataRejected { reply: reply(451, "4.3.0 busy") }.to_string();
         assert!(text.contains("try again later"), "{text}");
+    }
+
+    #[test]
+    fn refusal_advice_fits_the_replies() {
+        let refusal = |code| Refusal { recipient: crate::address::parse_recipients(b"r@example.test").unwrap().remove(0), reply: reply(code, "x") };
+        assert_eq!(refusal_advice(&[refusal(550)]), "Check the addresses.");
+        assert!(refusal_advice(&[refusal(450)]).contains("send the message again later"));
+        assert!(refusal_advice(&[refusal(550), refusal(450)]).contains("rejected with 4xx"));
+        assert_eq!(partial_refusal_advice(&[refusal(550)]), "Check those addresses.");
+        assert!(partial_refusal_advice(&[refusal(450)]).contains("only to those rejected with 4xx"));
     }
 
     #[test]

@@ -200,7 +200,17 @@ fn required<'a>(value: Option<&'a [u8]>, name: &str) -> Result<&'a [u8], Error> 
 /// Checks a host list: one host name or IP address, or several separated by commas, to be
 /// tried in order. Returns the hosts without surrounding spaces.
 pub fn validate_hosts(value: &[u8]) -> Result<Vec<String>, Error> {
-    let hosts = value.split(|&b| b == b',').map(validate_host).collect::<Result<Vec<_>, Error>>()?;
+    let entries: Vec<&[u8]> = value.split(|&b| b == b',').collect();
+    if entries.len() > 1 {
+        if let Some(position) = entries.iter().position(|entry| trim_spaces(entry).is_empty()) {
+            return Err(Error::InvalidArgument(format!(
+                "Invalid host list \"{}\": entry {} is empty. Separate the hosts with single commas.",
+                escape_for_message(value),
+                position + 1
+            )));
+        }
+    }
+    let hosts = entries.into_iter().map(validate_host).collect::<Result<Vec<_>, Error>>()?;
     if hosts.len() > MAX_HOSTS {
         return Err(Error::InvalidArgument(format!(
             "Invalid host list \"{}\": it names {} hosts, but at most {MAX_HOSTS} are tried. Remove some.",
@@ -223,6 +233,13 @@ pub fn validate_host(value: &[u8]) -> Result<String, Error> {
     }
     if trimmed.is_empty() {
         return Err(Error::InvalidArgument("Invalid host: it is empty. Pass the mail server's host name or IP address.".into()));
+    }
+    // An IPv6 address has at least two colons, so one colon means "name:port".
+    if trimmed.iter().filter(|&&b| b == b':').count() == 1 {
+        return Err(Error::InvalidArgument(format!(
+            "Invalid host \"{}\": it contains a port. Give the port in the port option (or smtp_send's port argument); it applies to every host.",
+            escape_for_message(value)
+        )));
     }
     match std::str::from_utf8(trimmed) {
         Ok(host) if host.is_ascii() => Ok(host.to_owned()),

@@ -75,7 +75,10 @@ fn connect_greeted<'r, 'a>(request: &'r Request<'a>, transcript: &mut Transcript
             Err(error) if is_host_failure(&error) => error,
             other => return other,
         };
-        transcript.note(&format!("{error} Trying the next host, {}", fallback.host));
+        if let Error::ResolveFailed { detail, .. } = &error {
+            transcript.note(&format!("Resolving the host failed: {detail}"));
+        }
+        transcript.note(&format!("This host cannot take the session now; trying the next host, {}", fallback.host));
         let server = request.for_fallback(fallback);
         outcome = greet(&server, transcript).map(|connection| (connection, Cow::Owned(server)));
     }

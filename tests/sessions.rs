@@ -206,7 +206,7 @@ fn connection_option_per_message_rejected() {
     let recipient = unique_address("per-message-host");
     let outcome = session_send_message(session, "host=other.example.test", "bulk@example.test", &recipient, "x", "x", "");
     assert_eq!(outcome.status, SMTP_INVALID_ARGUMENT, "{}", outcome.error);
-    assert!(outcome.error.contains("smtp_open"), "{}", outcome.error);
+    assert!(outcome.error.contains("the options that open the session"), "{}", outcome.error);
     assert!(outcome.transcript.is_empty(), "{}", outcome.transcript);
 
     let outcome = session_send_message(session, "charset=nonsense", "bulk@example.test", &recipient, "x", "x", "");

@@ -9,7 +9,7 @@ use super::diagnostics;
 use super::status::{status_name, status_of, SMTP_OK, SMTP_PARTIAL};
 use crate::audit::{self, AuditRecord};
 use crate::compose;
-use crate::error::{list_refusals, refusal_advice, Error};
+use crate::error::{list_refusals, partial_refusal_advice, Error};
 use crate::options::{self, Entry, Options};
 use crate::profile;
 use crate::request::{self, RawRequest, Request};
@@ -211,7 +211,7 @@ fn summarize(outcome: &Result<Delivery, Error>) -> (c_int, u16, String) {
                 delivery.accepted.len(),
                 delivery.accepted.len() + delivery.refused.len(),
                 list_refusals(&delivery.refused),
-                refusal_advice(&delivery.refused)
+                partial_refusal_advice(&delivery.refused)
             );
             (SMTP_PARTIAL, delivery.refused[0].reply.code, message)
         }

@@ -304,8 +304,10 @@ pub unsafe extern "C" fn smtp_last_error(buffer: *mut c_char, size: c_int) -> c_
 }
 
 /// Returns the calling thread's last error as a string owned by the library. It stays valid
-/// until the same thread's next call of `smtp_send`, `smtp_send_with`, `smtp_send_message` or
-/// `smtp_set_option`. Never free it.
+/// until the same thread's next call of a function that returns a status or opens a
+/// session (`smtp_send`, `smtp_send_with`, `smtp_send_message`, `smtp_open`,
+/// `smtp_session_send`, `smtp_session_send_message`, `smtp_close`, `smtp_set_option`).
+/// Never free it.
 /// For callers that cannot pass output buffers, such as UniData CALLC.
 #[no_mangle]
 pub extern "C" fn smtp_last_error_text() -> *const c_char {
@@ -328,8 +330,8 @@ pub unsafe extern "C" fn smtp_last_transcript(buffer: *mut c_char, size: c_int) 
 }
 
 /// Returns the calling thread's last transcript as a string owned by the library, valid
-/// until the same thread's next call of `smtp_send`, `smtp_send_with`, `smtp_send_message`
-/// or `smtp_set_option`. Never free it.
+/// until the same thread's next call of a function that returns a status or opens a
+/// session, as for `smtp_last_error_text`. Never free it.
 #[no_mangle]
 pub extern "C" fn smtp_last_transcript_text() -> *const c_char {
     guard::value_call(c"".as_ptr(), diagnostics::last_transcript_ptr)

@@ -35,7 +35,7 @@ fn table() -> std::sync::MutexGuard<'static, HashMap<c_int, Arc<Mutex<Entry>>>> 
 
 fn unknown(id: c_int) -> c_int {
     finish_without_send(Err(Error::InvalidArgument(format!(
-        "Unknown session {id}: it was never opened or is already closed. Open one with smtp_open."
+        "Unknown session {id}: it was never opened or is already closed. Open a session first (smtp_open in C, open_session in Python, MVSMTP.OPEN in BASIC)."
     ))))
 }
 
@@ -125,7 +125,7 @@ fn message_options(session_options: &Options, list: Option<&[u8]>) -> Result<Opt
         let name_text = String::from_utf8_lossy(name).trim().to_ascii_lowercase();
         if options::OPTION_NAMES.contains(&name_text.as_str()) && !MESSAGE_OPTIONS.contains(&name_text.as_str()) {
             return Err(Error::InvalidArgument(format!(
-                "Option {name_text} cannot be set for one message of a session, because it belongs to the connection. Set it in smtp_open's options. Per message: {}.",
+                "Option {name_text} cannot be set for one message of a session, because it belongs to the connection. Set it in the options that open the session. Per message: {}.",
                 MESSAGE_OPTIONS.join(", ")
             )));
         }

@@ -73,7 +73,7 @@ After the server's reply to each message, the file is:
   - moved to DIR/failed/ with NAME.reason when the server rejected it permanently (5xx),
     or when its headers give no valid envelope;
   - left in DIR for the next run after a temporary failure (4xx, a timeout, a lost
-    connection).
+    connection). No limit stops the retries: to give up on a message, move it out of DIR.
   When no connection can be made (the server cannot be reached, or rejects the greeting,
   TLS or the login), or 3 messages in a row fail with a timeout, a lost connection or an
   invalid reply, the run stops and leaves the rest in DIR. NAME.reason holds the status

@@ -119,6 +119,9 @@ pub struct EnvelopeRules {
     pub recipients: Vec<OsString>,
     /// The option that sets the sender, such as `-f`, named when no sender can be found.
     pub sender_option: &'static str,
+    /// Whether the mode takes recipients as arguments, as sendmail does and the outbox
+    /// does not; the message for a missing recipient names them only then.
+    pub takes_recipient_arguments: bool,
 }
 
 /// Runs the mode with its arguments (without the program and subcommand names) and
@@ -165,6 +168,7 @@ fn parse(args: &[OsString]) -> Result<SendmailArgs, String> {
 
     let mut parsed = SendmailArgs::default();
     parsed.envelope.sender_option = "-f";
+    parsed.envelope.takes_recipient_arguments = true;
     for arg in scanned {
         match arg {
             Arg::Operand(recipient) => parsed.envelope.recipients.push(recipient),
@@ -236,8 +240,10 @@ pub fn envelope(rules: &EnvelopeRules, message: &[u8]) -> Result<Envelope, Strin
         }
     }
     if recipients.is_empty() {
-        return Err(if rules.recipients_from_headers {
+        return Err(if rules.recipients_from_headers && rules.takes_recipient_arguments {
             "No recipient: the To, Cc and Bcc headers of the message contain no address, and none was given as an argument.".into()
+        } else if rules.recipients_from_headers {
+            "No recipient: the To, Cc and Bcc headers of the message contain no address. Add a To header.".into()
         } else {
             "No recipient: give the addresses after the options, or pass -t to take them from the To, Cc and Bcc headers.".into()
         });

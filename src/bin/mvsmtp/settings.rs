@@ -26,7 +26,8 @@ pub type Entries = Vec<(String, Vec<u8>)>;
 #[derive(clap::Args, Default)]
 pub struct ServerArgs {
     /// Mail server host name or IP address (or set host in a profile). A comma-separated
-    /// list names fallback hosts, tried in order when one cannot be reached.
+    /// list names fallback hosts, tried in order when one cannot be reached or rejects the
+    /// session in its greeting (such as a 421 while busy).
     #[arg(long)]
     pub host: Option<String>,
 

@@ -184,8 +184,13 @@ impl Tally {
     pub fn finish(&mut self) -> u8 {
         let code = self.exit_status();
         let seconds = self.started.elapsed().as_secs_f64();
-        let partial = if self.partial > 0 { format!(" ({} partly rejected)", self.partial) } else { String::new() };
-        eprintln!("mvsmtp outbox: {} sent{partial}, {} failed, {} left for retry, in {seconds:.1} s.", self.sent, self.failed, self.left);
+        if self.early_exit.is_some() {
+            // The directory was never read, so there is nothing to count.
+            eprintln!("mvsmtp outbox: nothing sent; the files in the outbox, if any, were not touched.");
+        } else {
+            let partial = if self.partial > 0 { format!(" ({} partly rejected)", self.partial) } else { String::new() };
+            eprintln!("mvsmtp outbox: {} sent{partial}, {} failed, {} left for retry, in {seconds:.1} s.", self.sent, self.failed, self.left);
+        }
 
         if self.json {
             let files = self.files.iter().map(FileReport::json).collect::<Vec<_>>().join(",");
