@@ -31,7 +31,10 @@ LARGE_TEXT_BYTES = 25_000_000
 LOAD_PROCESSES = 20
 FRESH_MESSAGES = 3
 STEADY_MESSAGES = 10
-WAITS_CLIENTS = ("libmvsmtp", "smtplib", "curl", "smtp-source")
+# "libmvsmtp, next announced" is examples/bulk_send.rs: a session that sends each message's
+# successor's envelope with its end of data, as mvsmtp outbox does. It has no fresh case.
+ANNOUNCED = "libmvsmtp, next announced"
+WAITS_CLIENTS = ("libmvsmtp", ANNOUNCED, "smtplib", "curl", "smtp-source")
 # The envelope sender of every client (driver.c and smtplib_peer.py use the same address).
 # remove_deliveries finds the harness's messages in the test server's maildir by it.
 HARNESS_SENDER = "bench@example.test"
@@ -105,6 +108,7 @@ class Programs:
 
     def __init__(self, arguments):
         self.driver = arguments.driver
+        self.bulk = arguments.bulk
         self.load = arguments.load
         self.library = arguments.library
         self.smtp_source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
@@ -139,6 +143,14 @@ def measure_throughput(programs, sink_port, repeats):
                 "libmvsmtp": [programs.driver, "session", LOOPBACK, port, str(MESSAGES), str(TEXT_BYTES)],
                 "smtp-source": source + ["-s", "1", "-d", target],
                 "smtplib": programs.smtplib + ["session", LOOPBACK, port, str(MESSAGES), str(TEXT_BYTES)],
+            },
+        },
+        {
+            "name": f"2b. One reused session, next message announced (Rust API, as `mvsmtp outbox` sends), {MESSAGES:,} x 1 KB",
+            "target": 2.0,
+            "clients": {
+                "libmvsmtp": [programs.bulk, "session", LOOPBACK, port, str(MESSAGES), str(TEXT_BYTES)],
+                "smtp-source": source + ["-s", "1", "-d", target],
             },
         },
         {
@@ -332,6 +344,11 @@ def process_command(programs, client, port, recipients, body_file, messages):
 def client_ms(programs, client, mode, port, recipients, body_file):
     """Return one client's milliseconds per message: the median over fresh connections, or
     the mean over a session's messages after its first one."""
+    if client == ANNOUNCED:
+        if mode == "fresh":
+            return None
+        values = run([programs.bulk, mode, LOOPBACK, str(port), str(recipients), str(STEADY_MESSAGES)]).values
+        return float(values["ms_per_message"])
     if client in ("libmvsmtp", "smtplib"):
         base = [programs.driver] if client == "libmvsmtp" else programs.smtplib
         count = FRESH_MESSAGES if mode == "fresh" else STEADY_MESSAGES
@@ -394,6 +411,9 @@ def measure_waits(programs, servers, repeats):
                             proxied.append(client_ms(programs, client, mode, server["proxy"], recipients, body_file))
                     except (MeasurementFailed, KeyError, ValueError) as error:
                         row["clients"][client] = {"error": str(error)}
+                        continue
+                    if None in direct:
+                        row["clients"][client] = {"not_applicable": True}
                         continue
                     added = median(proxied) - median(direct)
                     if mode == "fresh":
@@ -583,7 +603,9 @@ def waits_tables(waits):
             cells = []
             for client in server["clients"]:
                 outcome = row["clients"][client]
-                if "error" in outcome:
+                if "not_applicable" in outcome:
+                    cells.append("n/a")
+                elif "error" in outcome:
                     cells.append(f"failed: {outcome['error']}")
                 else:
                     cells.append(
@@ -664,6 +686,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="the repository's top folder")
     parser.add_argument("--driver", required=True, help="the compiled benches/driver.c")
+    parser.add_argument("--bulk", required=True, help="the compiled examples/bulk_send.rs")
     parser.add_argument("--load", required=True, help="the compiled benches/load.c")
     parser.add_argument("--library", required=True, help="libmvsmtp.so")
     parser.add_argument("--libcurl", help="libcurl's path, the peer for loading (default: from ldconfig)")
@@ -697,7 +720,7 @@ def main():
             "name": "Postfix",
             "direct": arguments.postfix_port,
             "proxy": arguments.postfix_proxy_port,
-            "clients": ("libmvsmtp",),
+            "clients": ("libmvsmtp", ANNOUNCED),
         })
     for server in servers:
         offered = extensions(server["direct"])

@@ -76,7 +76,7 @@ EOF
 }
 
 echo "== Building the release library and the benchmark programs" >&2
-(cd "$ROOT" && cargo build --release)
+(cd "$ROOT" && cargo build --release && cargo build --release --example bulk_send)
 LIBRARY="$TARGET_DIR/release/libmvsmtp.so"
 mkdir -p "$BUILD_DIR"
 cc -std=c11 -O2 -Wall -Wextra -Werror -pthread -I"$ROOT/include" "$ROOT/benches/driver.c" \
@@ -124,6 +124,7 @@ echo "== Measuring (about 3 minutes)" >&2
 # bench.py runs in the background, so a signal to this script runs the trap at once instead
 # of after the measurements. On SIGTERM, bench.py stops the client it is running.
 python3 "$ROOT/benches/bench.py" --root "$ROOT" --driver "$BUILD_DIR/driver" \
+    --bulk "$TARGET_DIR/release/examples/bulk_send" \
     --load "$BUILD_DIR/load" --library "$LIBRARY" --sink-port "$SINK_PORT" \
     --sink-proxy-port "$SINK_PROXY_PORT" "${POSTFIX_ARGUMENTS[@]}" --delay-ms "$DELAY_MS" \
     --repeats "$REPEATS" --output "$OUTPUT" &
