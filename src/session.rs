@@ -82,6 +82,9 @@ fn connect_greeted<'r, 'a>(request: &'r Request<'a>, transcript: &mut Transcript
         let server = request.for_fallback(fallback);
         outcome = greet(&server, transcript).map(|connection| (connection, Cow::Owned(server)));
     }
+    if outcome.is_err() && !request.fallbacks.is_empty() {
+        transcript.note(&format!("All {} hosts failed; the error is the last host's", request.fallbacks.len() + 1));
+    }
     outcome
 }
 

@@ -140,6 +140,7 @@ fn every_host_failing_reports_last() {
     assert!(outcome.error.contains("127.0.0.3"), "{}", outcome.error);
     assert!(outcome.transcript.contains("S: 421 4.3.2 first host busy"), "{}", outcome.transcript);
     assert!(outcome.transcript.contains("trying the next host, 127.0.0.3"), "{}", outcome.transcript);
+    assert!(outcome.transcript.contains("All 2 hosts failed"), "{}", outcome.transcript);
 }
 
 #[test]
