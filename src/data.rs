@@ -8,6 +8,10 @@
 //! It works on chunks and keeps its state across chunk boundaries, so a body can be encoded
 //! piece by piece without ever being copied whole.
 
+use std::iter::Peekable;
+
+use memchr::{memchr2_iter, memchr3_iter, memchr_iter, Memchr, Memchr3};
+
 /// An attribute mark in an 8-bit MultiValue string.
 pub const ATTRIBUTE_MARK: u8 = 0xFE;
 
@@ -51,9 +55,27 @@ impl DataEncoder {
 
     /// Encodes one chunk of the body, appending the wire bytes to `out`.
     pub fn encode(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
-        let mut input = chunk;
+        out.reserve(chunk.len());
+        let input = self.complete_partial_mark(chunk, out);
 
-        // Complete a UTF-8 mark that the previous chunk cut off.
+        // Most bytes are text that goes out as it is. Copy each run of text in one piece,
+        // and encode the special bytes between the runs one at a time.
+        let mut text_start = 0;
+        for position in SpecialBytes::new(input) {
+            if position < text_start {
+                // The LF of a CRLF, already encoded with its CR.
+                continue;
+            }
+            self.push_text(&input[text_start..position], out);
+            text_start = position + self.push_special(&input[position..], out);
+        }
+        self.push_text(&input[text_start..], out);
+    }
+
+    /// Completes a UTF-8 mark that the previous chunk cut off, and returns the rest of the
+    /// chunk. When the chunk does not continue the mark, the held bytes go out as text.
+    fn complete_partial_mark<'c>(&mut self, chunk: &'c [u8], out: &mut Vec<u8>) -> &'c [u8] {
+        let mut input = chunk;
         while !self.partial_mark.is_empty() && !input.is_empty() {
             let expected = ATTRIBUTE_MARK_UTF8[self.partial_mark.len()];
             if input[0] != expected {
@@ -70,26 +92,37 @@ impl DataEncoder {
                 self.push_line_break(out);
             }
         }
+        input
+    }
 
-        let mut index = 0;
-        while index < input.len() {
-            let byte = input[index];
-            if byte == ATTRIBUTE_MARK_UTF8[0] {
-                let rest = &input[index..];
-                let available = rest.len().min(ATTRIBUTE_MARK_UTF8.len());
-                if rest[..available] == ATTRIBUTE_MARK_UTF8[..available] {
-                    if available == ATTRIBUTE_MARK_UTF8.len() {
-                        self.push_line_break(out);
-                    } else {
-                        self.partial_mark.extend_from_slice(rest);
-                    }
-                    index += available;
-                    continue;
-                }
-            }
-            self.push_byte(byte, out);
-            index += 1;
+    /// Appends text that contains no special byte (see [`SpecialBytes`]). Only its first byte
+    /// can need more than a copy: it may follow a pending CR, which then becomes a line break,
+    /// or be a "." at the start of a line, which needs stuffing. The rest is copied as it is.
+    fn push_text(&mut self, text: &[u8], out: &mut Vec<u8>) {
+        if let Some((&first, rest)) = text.split_first() {
+            self.push_byte(first, out);
+            out.extend_from_slice(rest);
         }
+    }
+
+    /// Encodes the special byte at the start of `rest` and returns how many bytes of `rest`
+    /// it used. A whole UTF-8 mark and a CRLF each become one line break. The start of a
+    /// UTF-8 mark that the end of the chunk cuts off is held until the next chunk.
+    fn push_special(&mut self, rest: &[u8], out: &mut Vec<u8>) -> usize {
+        if rest.starts_with(&ATTRIBUTE_MARK_UTF8) {
+            self.push_line_break(out);
+            return ATTRIBUTE_MARK_UTF8.len();
+        }
+        if rest.len() < ATTRIBUTE_MARK_UTF8.len() && ATTRIBUTE_MARK_UTF8.starts_with(rest) {
+            self.partial_mark.extend_from_slice(rest);
+            return rest.len();
+        }
+        if rest.starts_with(b"\r\n") {
+            self.push_line_break(out);
+            return 2;
+        }
+        self.push_byte(rest[0], out);
+        1
     }
 
     /// Ends the body: flushes held bytes and adds the final CRLF when the body does not
@@ -146,6 +179,39 @@ impl DataEncoder {
     }
 }
 
+/// Positions, in order, of the bytes in one chunk that the encoder cannot copy as they are:
+/// CR, LF, the 8-bit attribute mark and the first byte of the UTF-8 attribute mark. A "."
+/// is not among them, because it needs attention only at the start of a line, and a line
+/// starts only after one of these bytes or at the start of the body.
+///
+/// The memchr crate searches for at most three different bytes at once, so the UTF-8 mark has
+/// a search of its own, and the two lists of positions are merged.
+struct SpecialBytes<'c> {
+    line_breaks: Peekable<Memchr3<'c>>,
+    utf8_marks: Peekable<Memchr<'c>>,
+}
+
+impl<'c> SpecialBytes<'c> {
+    fn new(chunk: &'c [u8]) -> Self {
+        SpecialBytes {
+            line_breaks: memchr3_iter(b'\r', b'\n', ATTRIBUTE_MARK, chunk).peekable(),
+            utf8_marks: memchr_iter(ATTRIBUTE_MARK_UTF8[0], chunk).peekable(),
+        }
+    }
+}
+
+impl Iterator for SpecialBytes<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match (self.line_breaks.peek(), self.utf8_marks.peek()) {
+            (Some(line_break), Some(utf8_mark)) if utf8_mark < line_break => self.utf8_marks.next(),
+            (Some(_), _) => self.line_breaks.next(),
+            (None, _) => self.utf8_marks.next(),
+        }
+    }
+}
+
 /// Encodes a whole body in one go. Meant for tests and small bodies; the session streams.
 pub fn encode_body(body: &[u8]) -> Vec<u8> {
     let mut encoder = DataEncoder::new();
@@ -174,18 +240,24 @@ pub fn wire_size(body: &[u8]) -> u64 {
 /// Reports whether the body has bytes above 127 once attribute marks are counted as line
 /// breaks, which decides whether MAIL FROM carries `BODY=8BITMIME`.
 pub fn has_8bit_text(body: &[u8]) -> bool {
-    let mut index = 0;
-    while index < body.len() {
-        let byte = body[index];
-        if byte < 0x80 || byte == ATTRIBUTE_MARK {
-            index += 1;
-        } else if body[index..].starts_with(&ATTRIBUTE_MARK_UTF8) {
-            index += ATTRIBUTE_MARK_UTF8.len();
-        } else {
+    // Both marks start with a byte above 127. Split the body at those start bytes: the text
+    // between the marks must be all ASCII.
+    let mut text_start = 0;
+    for position in memchr2_iter(ATTRIBUTE_MARK, ATTRIBUTE_MARK_UTF8[0], body) {
+        if !body[text_start..position].is_ascii() {
             return true;
         }
+        let mark_len = if body[position] == ATTRIBUTE_MARK {
+            1
+        } else if body[position..].starts_with(&ATTRIBUTE_MARK_UTF8) {
+            ATTRIBUTE_MARK_UTF8.len()
+        } else {
+            // An 0xEF that does not start a UTF-8 mark is itself 8-bit text.
+            return true;
+        };
+        text_start = position + mark_len;
     }
-    false
+    !body[text_start..].is_ascii()
 }
 
 #[cfg(test)]
@@ -306,5 +378,8 @@ mod tests {
         assert!(!has_8bit_text("marks\u{f8fe}only".as_bytes()));
         assert!(has_8bit_text("caf\u{e9}".as_bytes()));
         assert!(has_8bit_text(b"value\xfdmark"));
+        assert!(has_8bit_text(b"\xef\xa3x"));
+        assert!(has_8bit_text(b"cut off mark\xef\xa3"));
+        assert!(has_8bit_text("\u{f8fe}caf\u{e9}\u{f8fe}".as_bytes()));
     }
 }
