@@ -100,7 +100,7 @@ impl<'a> Request<'a> {
         }
 
         let body = required(raw.body, "body")?;
-        if let Some(offset) = body.iter().position(|&b| b == 0) {
+        if let Some(offset) = memchr::memchr(0, body) {
             return Err(Error::InvalidArgument(format!(
                 "Invalid body: it contains a NUL byte at offset {offset}, which SMTP cannot carry. Remove it or attach the data encoded."
             )));
