@@ -120,7 +120,7 @@ else
          "(start it with: bash tests/postfix/test-server.sh up)" >&2
 fi
 
-echo "== Measuring (about 3 minutes)" >&2
+echo "== Measuring (about 2 minutes)" >&2
 # bench.py runs in the background, so a signal to this script runs the trap at once instead
 # of after the measurements. On SIGTERM, bench.py stops the client it is running.
 python3 "$ROOT/benches/bench.py" --root "$ROOT" --driver "$BUILD_DIR/driver" \
