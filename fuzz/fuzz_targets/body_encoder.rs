@@ -1,9 +1,10 @@
 //! Encodes arbitrary bodies in arbitrary chunks: the wire form has no bare CR or LF and no
-//! lone dot line, and chunking never changes it.
+//! lone dot line, and chunking never changes it. The BDAT form is the same lines without
+//! dot-stuffing, and `wire_size` gives the length of the DATA form.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mvsmtp::data::{encode_body, DataEncoder};
+use mvsmtp::data::{encode_body, wire_size, DataEncoder};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk_size, body)) = data.split_first() else { return };
@@ -28,4 +29,18 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(!whole.starts_with(b".\r\n"));
     assert!(!whole.windows(5).any(|window| window == b"\r\n.\r\n"));
+    assert_eq!(wire_size(body), whole.len() as u64);
+
+    // Removing the stuffed dot from each DATA line gives the BDAT form.
+    let mut bdat_encoder = DataEncoder::without_dot_stuffing();
+    let mut bdat = Vec::new();
+    for piece in body.chunks(usize::from(chunk_size).max(1)) {
+        bdat_encoder.encode(piece, &mut bdat);
+    }
+    bdat_encoder.finish(&mut bdat);
+    let mut unstuffed = Vec::with_capacity(whole.len());
+    for line in whole.split_inclusive(|&byte| byte == b'\n') {
+        unstuffed.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+    }
+    assert_eq!(bdat, unstuffed);
 });
