@@ -217,6 +217,13 @@ fn split_entries(text: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 fn entry_address(entry: &[u8]) -> Result<Option<Vec<u8>>, String> {
     let Some(open) = find_unquoted(entry, b'<') else {
         let address = without_unquoted_spaces(entry);
+        // Words without an '@' are a name alone, such as "From: Billing Department".
+        if !address.is_empty() && !address.contains(&b'@') && entry.trim_ascii().contains(&b' ') {
+            return Err(format!(
+                "contains no address in \"{}\"; write it as user@example.com or as Name <user@example.com>",
+                String::from_utf8_lossy(entry).trim()
+            ));
+        }
         return Ok((!address.is_empty()).then_some(address));
     };
 
@@ -313,6 +320,14 @@ mod tests {
             ["js@example.test", "ann@example.test", "bare@example.test"]
         );
         assert_eq!(list(r#""quoted \" , name" <q@example.test>"#), ["q@example.test"]);
+    }
+
+    #[test]
+    fn name_without_address_rejected() {
+        let problem = addresses(b"Billing Department").unwrap_err();
+        assert!(problem.contains("no address in \"Billing Department\""), "{problem}");
+        assert_eq!(list("undisclosed-recipients:;"), Vec::<String>::new());
+        assert_eq!(list("john . smith @ example.test"), ["john.smith@example.test"]);
     }
 
     #[test]
