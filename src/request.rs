@@ -79,35 +79,78 @@ impl<'a> Request<'a> {
     /// Validates every argument and option, and returns the first problem as
     /// `Error::InvalidArgument`.
     pub fn validate(raw: RawRequest<'a>, options: &Options) -> Result<Request<'a>, Error> {
-        let from = required(raw.from, "from")?;
-        let sender = address::parse_sender(from).map_err(|error| Error::InvalidArgument(format!("Invalid sender {error}.")))?;
-
-        let to = required(raw.to, "to")?;
-        let recipients =
-            address::parse_recipients(to).map_err(|error| Error::InvalidArgument(format!("Invalid recipient list: {error}.")))?;
-
-        // For a ready-made message, cc and bcc only add envelope recipients: its headers are
-        // the caller's.
-        let mut recipients = recipients;
-        for (name, list) in [("cc", &options.cc), ("bcc", &options.bcc)] {
-            let Some(list) = list else { continue };
-            let extra = address::parse_recipients(list).map_err(|error| Error::InvalidArgument(format!("Invalid {name} list: {error}.")))?;
-            for address in extra {
-                if !recipients.contains(&address) {
-                    recipients.push(address);
-                }
-            }
-        }
-
-        let body = required(raw.body, "body")?;
-        if let Some(offset) = memchr::memchr(0, body) {
-            return Err(Error::InvalidArgument(format!(
-                "Invalid body: it contains a NUL byte at offset {offset}, which SMTP cannot carry. Remove it or attach the data encoded."
-            )));
-        }
+        let (sender, recipients, body) = validate_message(raw, options)?;
         Request::with_envelope(sender, recipients, body, options)
     }
 
+    /// Validates a message for a session opened with `template`, reusing the template's
+    /// server, TLS configuration and credentials. `options` give the message's own settings
+    /// (cc and bcc add envelope recipients to a ready-made message).
+    pub fn validate_for_session<'t>(raw: RawRequest<'t>, options: &Options, template: &Request<'_>) -> Result<Request<'t>, Error> {
+        let (sender, recipients, body) = validate_message(raw, options)?;
+        Ok(template.with_message(sender, recipients, body))
+    }
+
+    /// Returns a request with this one's server, TLS configuration and credentials, and the
+    /// given envelope and body. A session builds each message's request this way, so its
+    /// TLS configuration (and any CA file) is read once, when the session opens.
+    pub fn with_message<'t>(&self, sender: Option<Address>, recipients: Vec<Address>, body: &'t [u8]) -> Request<'t> {
+        Request {
+            host: self.host.clone(),
+            fallbacks: self.fallbacks.clone(),
+            port: self.port,
+            helo: self.helo.clone(),
+            sender,
+            recipients,
+            body,
+            timeout: self.timeout,
+            tls: self.tls,
+            tls_setup: self.tls_setup.clone(),
+            credentials: self.credentials.clone(),
+            auth: self.auth,
+            insecure_plaintext_auth: self.insecure_plaintext_auth,
+            pipelining: self.pipelining,
+            chunking: self.chunking,
+        }
+    }
+}
+
+/// The envelope sender (`None` for `<>`), the envelope recipients and the body of a message.
+type MessageParts<'a> = (Option<Address>, Vec<Address>, &'a [u8]);
+
+/// Checks the sender, the recipients (with the cc and bcc options added) and the body of
+/// a ready-made message.
+fn validate_message<'a>(raw: RawRequest<'a>, options: &Options) -> Result<MessageParts<'a>, Error> {
+    let from = required(raw.from, "from")?;
+    let sender = address::parse_sender(from).map_err(|error| Error::InvalidArgument(format!("Invalid sender {error}.")))?;
+
+    let to = required(raw.to, "to")?;
+    let recipients =
+        address::parse_recipients(to).map_err(|error| Error::InvalidArgument(format!("Invalid recipient list: {error}.")))?;
+
+    // For a ready-made message, cc and bcc only add envelope recipients: its headers are
+    // the caller's.
+    let mut recipients = recipients;
+    for (name, list) in [("cc", &options.cc), ("bcc", &options.bcc)] {
+        let Some(list) = list else { continue };
+        let extra = address::parse_recipients(list).map_err(|error| Error::InvalidArgument(format!("Invalid {name} list: {error}.")))?;
+        for address in extra {
+            if !recipients.contains(&address) {
+                recipients.push(address);
+            }
+        }
+    }
+
+    let body = required(raw.body, "body")?;
+    if let Some(offset) = memchr::memchr(0, body) {
+        return Err(Error::InvalidArgument(format!(
+            "Invalid body: it contains a NUL byte at offset {offset}, which SMTP cannot carry. Remove it or attach the data encoded."
+        )));
+    }
+    Ok((sender, recipients, body))
+}
+
+impl<'a> Request<'a> {
     /// Validates the options of a request whose envelope and body are already built, as for
     /// a composed message.
     pub fn with_envelope(sender: Option<Address>, recipients: Vec<Address>, body: &'a [u8], options: &Options) -> Result<Request<'a>, Error> {

@@ -225,3 +225,27 @@ fn composed_message_unknown_session() {
     assert_eq!(outcome.status, SMTP_INVALID_ARGUMENT, "{}", outcome.error);
     assert!(outcome.error.contains("987654"), "{}", outcome.error);
 }
+
+#[test]
+fn tls_session_reads_ca_file_once() {
+    // Each message reuses the TLS settings of smtp_open, so removing the CA file during a
+    // run does not break the messages after it.
+    let server = postfix();
+    let directory = tempfile::tempdir().unwrap();
+    let ca_copy = directory.path().join("ca.crt");
+    std::fs::copy(common::test_state_dir().join("ca.crt"), &ca_copy).unwrap();
+    let submission_port = std::env::var("MVSMTP_TEST_SUBMISSION_PORT").unwrap_or_else(|_| "2587".into());
+    let session = open(&format!(
+        "host={}\nport={submission_port}\ntls=starttls\ntls_ca_file={}\nuser=testuser\npassword=testpass\ntimeout=10",
+        server.host,
+        ca_copy.display()
+    ));
+    assert!(session > 0, "smtp_open returned {session}: {}", common::collect(session).error);
+
+    std::fs::remove_file(&ca_copy).unwrap();
+    let recipient = unique_address("tls-session");
+    let outcome = session_send(session, "bulk@example.test", &recipient, b"Subject: tls\r\n\r\nover TLS\r\n");
+    assert_eq!(outcome.status, SMTP_OK, "{}\n{}", outcome.error, outcome.transcript);
+    assert_eq!(ffi::smtp_close(session), SMTP_OK);
+    assert_eq!(server.delivered(&recipient), b"Subject: tls\n\nover TLS\n");
+}

@@ -23,6 +23,9 @@ use crate::transcript::Transcript;
 
 struct Entry {
     options: Options,
+    /// The request that opened the session: each message's request copies its server, TLS
+    /// configuration and credentials.
+    template: Request<'static>,
     session: Option<Persistent>,
 }
 
@@ -62,7 +65,7 @@ pub fn open(list: Option<&[u8]>) -> c_int {
     match session::open(&request, &mut transcript) {
         Ok(persistent) => {
             let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-            table().insert(id, Arc::new(Mutex::new(Entry { options, session: Some(persistent) })));
+            table().insert(id, Arc::new(Mutex::new(Entry { options, template: request, session: Some(persistent) })));
             diagnostics::record_success(0, transcript.as_str());
             id
         }
@@ -79,7 +82,7 @@ pub fn send(id: c_int, raw: RawRequest<'_>) -> c_int {
     let Some(entry) = table().get(&id).cloned() else { return unknown(id) };
     let mut entry = entry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let options = entry.options.clone();
-    let request = match Request::validate(raw, &options) {
+    let request = match Request::validate_for_session(raw, &options, &entry.template) {
         Ok(request) => request,
         Err(error) => return finish_without_send(Err(error)),
     };
@@ -107,10 +110,7 @@ pub fn send_message(id: c_int, list: Option<&[u8]>, arguments: MessageArguments<
         Ok(parts) => parts,
         Err(error) => return finish_without_send(Err(error)),
     };
-    let request = match Request::with_envelope(Some(sender), recipients, &message, &options) {
-        Ok(request) => request,
-        Err(error) => return finish_without_send(Err(error)),
-    };
+    let request = entry.template.with_message(Some(sender), recipients, &message);
     let Some(persistent) = entry.session.as_mut() else { return unknown(id) };
 
     let mut transcript = Transcript::new();

@@ -164,7 +164,14 @@ pub fn run(args: &OutboxArgs) -> u8 {
 
     let bar = progress_bar(names.len());
     let rules = EnvelopeRules { recipients_from_headers: true, sender: args.from.clone(), sender_option: "--from", ..EnvelopeRules::default() };
-    let mut sender = Sender { spool: &spool, options: &options, rules, persistent: &mut persistent, consecutive_connection_failures: 0 };
+    let mut sender = Sender {
+        spool: &spool,
+        options: &options,
+        template: &open_request,
+        rules,
+        persistent: &mut persistent,
+        consecutive_connection_failures: 0,
+    };
 
     // Each file is read before the one ahead of it is sent, so that its envelope can go out
     // with that message's end of data.
@@ -247,6 +254,8 @@ enum Loaded {
 struct Sender<'a> {
     spool: &'a Spool,
     options: &'a Options,
+    /// The request that opened the session, whose server and TLS settings every message uses.
+    template: &'a Request<'static>,
     rules: EnvelopeRules,
     persistent: &'a mut Persistent,
     consecutive_connection_failures: usize,
@@ -272,7 +281,7 @@ impl Sender<'_> {
     /// Builds the request of a loaded message.
     fn request<'e>(&self, envelope: &'e Envelope) -> Result<Request<'e>, Error> {
         let raw = RawRequest { from: Some(&envelope.sender), to: Some(&envelope.recipients), body: Some(&envelope.message) };
-        Request::validate(raw, self.options)
+        Request::validate_for_session(raw, self.options, self.template)
     }
 
     /// Sends one file and moves it as its outcome requires. `next` is the file that comes
