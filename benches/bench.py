@@ -574,7 +574,8 @@ def large_table(large):
             comparison = f" smtplib used {smtplib_kb:,.0f} kB, {smtplib_kb / max(first_kb, 1):.0f}x as much."
         summary.append(
             f"- Memory beyond the caller's buffer: libmvsmtp {first_kb:,.0f} kB on the first send "
-            f"in a process, of which {file_kb:,.0f} kB is library code paged in from the file, and "
+            f"in a process, of which {file_kb:,.0f} kB is code and read-only data paged in from the "
+            f"library's and libc's files (shared with other processes), and "
             f"{second_kb:,.0f} kB on the second. Target: under 1 MB; {result}.{comparison}"
         )
     return lines + [""] + summary

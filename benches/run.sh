@@ -4,7 +4,7 @@
 # and writes it to benches/results/latest.md. Every server and proxy started here is
 # stopped on exit, on failure and on Ctrl-C.
 #
-# Usage: bash benches/run.sh [--repeats N]   (default 5; about 3 minutes once the library is built)
+# Usage: bash benches/run.sh [--repeats N]   (default 5; about 2 minutes once the library is built)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -221,11 +221,12 @@ pub fn encode_body(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Counts the octets that the encoded body takes on the wire, without the end-of-data line,
-/// encoding piece by piece so that the body is never copied whole. This is the size
-/// announced with `SIZE=` (RFC 1870).
+/// Counts the octets of the message once its line endings are CRLF, encoding piece by
+/// piece so that the body is never copied whole. This is the size announced with `SIZE=`,
+/// which RFC 1870 counts without the dots added by dot-stuffing and without the end-of-data
+/// line, so it equals the length sent with BDAT.
 pub fn wire_size(body: &[u8]) -> u64 {
-    let mut encoder = DataEncoder::new();
+    let mut encoder = DataEncoder::without_dot_stuffing();
     let mut buffer = Vec::with_capacity(16 * 1024);
     let mut total = 0u64;
     for chunk in body.chunks(8 * 1024) {
@@ -367,7 +368,8 @@ mod tests {
     fn wire_size_matches_encoding() {
         let mut body = b".a\nb\rc\xfe".repeat(5000);
         body.extend_from_slice(b"end");
-        assert_eq!(wire_size(&body), encode_body(&body).len() as u64);
+        let stuffed_dots = 5000;
+        assert_eq!(wire_size(&body), encode_body(&body).len() as u64 - stuffed_dots);
         assert_eq!(wire_size(b""), 0);
     }
 

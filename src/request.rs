@@ -277,6 +277,12 @@ pub fn validate_host(value: &[u8]) -> Result<String, Error> {
     if trimmed.is_empty() {
         return Err(Error::InvalidArgument("Invalid host: it is empty. Pass the mail server's host name or IP address.".into()));
     }
+    if trimmed.contains(&b';') {
+        return Err(Error::InvalidArgument(format!(
+            "Invalid host \"{}\": it contains ';'. Separate fallback hosts with commas.",
+            escape_for_message(value)
+        )));
+    }
     // An IPv6 address has at least two colons, so one colon means "name:port".
     if trimmed.iter().filter(|&&b| b == b':').count() == 1 {
         return Err(Error::InvalidArgument(format!(

@@ -75,15 +75,21 @@ fn connect_greeted<'r, 'a>(request: &'r Request<'a>, transcript: &mut Transcript
             Err(error) if is_host_failure(&error) => error,
             other => return other,
         };
-        if let Error::ResolveFailed { detail, .. } = &error {
-            transcript.note(&format!("Resolving the host failed: {detail}"));
+        if let Error::ResolveFailed { host, detail } = &error {
+            transcript.note(&format!("Resolving {host} failed: {detail}"));
         }
         transcript.note(&format!("This host cannot take the session now; trying the next host, {}", fallback.host));
         let server = request.for_fallback(fallback);
         outcome = greet(&server, transcript).map(|connection| (connection, Cow::Owned(server)));
     }
-    if outcome.is_err() && !request.fallbacks.is_empty() {
+    if let (Err(error), false) = (&mut outcome, request.fallbacks.is_empty()) {
         transcript.note(&format!("All {} hosts failed; the error is the last host's", request.fallbacks.len() + 1));
+        // The error names every host, so that a caller without the transcript learns that
+        // all of them were tried.
+        if let Error::ConnectFailed { host, .. } | Error::ResolveFailed { host, .. } = error {
+            let hosts: Vec<&str> = std::iter::once(request.host.as_str()).chain(request.fallbacks.iter().map(|fallback| fallback.host.as_str())).collect();
+            *host = format!("{} (each in turn; the detail is the last one's)", hosts.join(", "));
+        }
     }
     outcome
 }

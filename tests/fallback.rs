@@ -137,7 +137,7 @@ fn every_host_failing_reports_last() {
     first.finish();
 
     assert_eq!(outcome.status, SMTP_CONNECT_FAILED, "{}\n{}", outcome.error, outcome.transcript);
-    assert!(outcome.error.contains("127.0.0.3"), "{}", outcome.error);
+    assert!(outcome.error.contains("127.0.0.2, 127.0.0.3 (each in turn"), "{}", outcome.error);
     assert!(outcome.transcript.contains("S: 421 4.3.2 first host busy"), "{}", outcome.transcript);
     assert!(outcome.transcript.contains("trying the next host, 127.0.0.3"), "{}", outcome.transcript);
     assert!(outcome.transcript.contains("All 2 hosts failed"), "{}", outcome.transcript);
@@ -184,6 +184,7 @@ fn invalid_host_lists_rejected() {
         ("127.0.0.1,", "entry 2 is empty"),
         ("127.0.0.1,bad host", "contains a space"),
         ("127.0.0.9,127.0.0.1:2525", "contains a port"),
+        ("127.0.0.9;127.0.0.1", "Separate fallback hosts with commas"),
         (too_many.as_str(), "at most 10"),
     ];
     for (list, problem) in cases {

@@ -28,6 +28,7 @@ const SENDER: &str = "outbox@example.test";
 const EXIT_REJECTED: i32 = 65;
 const EXIT_DIRECTORY_ERROR: i32 = 74;
 const EXIT_RETRY: i32 = 75;
+const EXIT_CONFIGURATION_ERROR: i32 = 78;
 
 fn outbox_command(dir: &Path, port: u16, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mvsmtp"));
@@ -362,6 +363,27 @@ fn outbox_stops_after_repeated_losses() {
 }
 
 #[test]
+fn outbox_wrong_password_is_configuration_error() {
+    // A rejected password stops the run with its own exit status, so a scheduler can tell
+    // it from a server that is down. The messages stay for the run after the fix.
+    let outbox = Outbox::new("wrong-password");
+    outbox.write("a", &message("someone@example.test", "", "a"));
+    let submission_port: u16 = std::env::var("MVSMTP_TEST_SUBMISSION_PORT").ok().and_then(|port| port.parse().ok()).unwrap_or(2587);
+    let ca_option = format!("tls_ca_file={}", common::test_state_dir().join("ca.crt").display());
+
+    let output = outbox_command(outbox.path(), submission_port, &["-o", &ca_option, "-o", "user=testuser", "--json"])
+        .env("MVSMTP_PASSWORD", "wrong password")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(EXIT_CONFIGURATION_ERROR), "{}", describe(&output));
+    assert_eq!(outbox.names("."), [".mvsmtp-outbox.lock", "a"]);
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(value["error"].as_str().unwrap().starts_with("SMTP_AUTH_FAILED: "), "{value}");
+    assert_eq!(value["left"], 1, "{value}");
+}
+
+#[test]
 fn outbox_unreachable_server() {
     let outbox = Outbox::new("unreachable");
     outbox.write("a", &message("someone@example.test", "", "a"));
@@ -438,6 +460,7 @@ fn outbox_second_run_rejected() {
 
     assert_eq!(second.status.code(), Some(EXIT_RETRY), "{}", describe(&second));
     assert!(String::from_utf8_lossy(&second.stderr).contains("Another mvsmtp outbox run holds the lock"), "{}", describe(&second));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("nothing sent; the files in the outbox, if any, were not touched"), "{}", describe(&second));
     assert!(second_took < Duration::from_secs(1), "the second run waited {second_took:?}");
     assert_eq!(first.status.code(), Some(0), "{}", describe(&first));
     let received = fake.finish();

@@ -1,6 +1,6 @@
 //! Encodes arbitrary bodies in arbitrary chunks: the wire form has no bare CR or LF and no
 //! lone dot line, and chunking never changes it. The BDAT form is the same lines without
-//! dot-stuffing, and `wire_size` gives the length of the DATA form.
+//! dot-stuffing, and `wire_size` gives the length of the BDAT form.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -29,7 +29,6 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(!whole.starts_with(b".\r\n"));
     assert!(!whole.windows(5).any(|window| window == b"\r\n.\r\n"));
-    assert_eq!(wire_size(body), whole.len() as u64);
 
     // Removing the stuffed dot from each DATA line gives the BDAT form.
     let mut bdat_encoder = DataEncoder::without_dot_stuffing();
@@ -43,4 +42,5 @@ fuzz_target!(|data: &[u8]| {
         unstuffed.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
     }
     assert_eq!(bdat, unstuffed);
+    assert_eq!(wire_size(body), bdat.len() as u64);
 });

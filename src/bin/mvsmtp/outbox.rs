@@ -43,6 +43,10 @@ pub const EXIT_DIRECTORY_ERROR: u8 = 74;
 /// (EX_TEMPFAIL).
 pub const EXIT_RETRY: u8 = 75;
 
+/// Exit status when the run stopped on a TLS or authentication failure that the next run
+/// would meet again, such as a rejected password or an untrusted certificate (EX_CONFIG).
+pub const EXIT_CONFIGURATION_ERROR: u8 = 78;
+
 /// Exit status for invalid arguments or options, as in every other mode.
 pub const EXIT_INVALID_ARGUMENT: u8 = status::SMTP_INVALID_ARGUMENT as u8;
 
@@ -89,7 +93,12 @@ Exit status (when several apply, the first in this list):
    2  Invalid arguments or options, or DIR is not a directory. Nothing was sent.
   74  Reading a message failed (the run goes on without it), moving one failed (the run
       stops), or the lock file, sent/ or failed/ could not be created.
+  78  The run stopped on a TLS or authentication failure (a rejected password, an untrusted
+      certificate) that every later run would meet too. Fix the settings; the messages
+      stay in DIR.
   75  Some messages are left in DIR for a later run, or another run holds the lock.
+      Only sent/ and failed/ get NAME.reason files, so keep --json or set
+      -o log_file=PATH to record why a message stayed.
   65  Some messages were moved to failed/, or some recipients were rejected.
    0  Every message was sent to every recipient, or DIR held none.
 ";
@@ -152,6 +161,8 @@ pub fn run(args: &OutboxArgs) -> u8 {
         Ok(persistent) => persistent,
         Err(error) => {
             tally.left += names.len();
+            let reply_code = error.reply().map_or(0, |reply| i32::from(reply.code));
+            tally.configuration_error = tally::is_configuration_failure(Some(status::status_of(&error)), reply_code);
             let files = if names.len() == 1 { "the file stays".to_owned() } else { format!("all {} files stay", names.len()) };
             tally.fail(format!(
                 "{}: {error} Nothing was sent; {files} in {} for the next run.",

@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use mvsmtp::error::Refusal;
 use mvsmtp::ffi::status;
 
-use super::{EXIT_DIRECTORY_ERROR, EXIT_REJECTED, EXIT_RETRY};
+use super::{EXIT_CONFIGURATION_ERROR, EXIT_DIRECTORY_ERROR, EXIT_REJECTED, EXIT_RETRY};
 use crate::report::{json_string, write_stdout};
 
 /// The outcome of one message file.
@@ -110,6 +110,18 @@ pub fn format_reason(status: Option<i32>, reply: Option<&str>, error: &str, refu
     text
 }
 
+/// Reports whether a failure comes from the settings rather than from the moment: TLS or
+/// authentication failed with a permanent reply, or with none. Such a run stops, and the
+/// next one fails the same way until the settings change.
+pub fn is_configuration_failure(status: Option<i32>, reply_code: i32) -> bool {
+    let permanent = reply_code == 0 || reply_code >= 500;
+    permanent
+        && matches!(
+            status,
+            Some(status::SMTP_TLS_FAILED | status::SMTP_TLS_UNAVAILABLE | status::SMTP_AUTH_FAILED | status::SMTP_AUTH_UNAVAILABLE)
+        )
+}
+
 /// The counts and messages of one run.
 pub struct Tally {
     json: bool,
@@ -121,6 +133,9 @@ pub struct Tally {
     pub left: usize,
     /// The error that ended the run early, if one did.
     error: Option<String>,
+    /// The run stopped on a permanent TLS or authentication failure, which a later run will
+    /// meet again until the settings change.
+    pub configuration_error: bool,
     /// The exit status of a run that ended before it could send.
     early_exit: Option<u8>,
     directory_error: bool,
@@ -130,7 +145,19 @@ pub struct Tally {
 
 impl Tally {
     pub fn new(json: bool, started: Instant) -> Tally {
-        Tally { json, started, sent: 0, partial: 0, failed: 0, left: 0, error: None, early_exit: None, directory_error: false, files: Vec::new() }
+        Tally {
+            json,
+            started,
+            sent: 0,
+            partial: 0,
+            failed: 0,
+            left: 0,
+            error: None,
+            configuration_error: false,
+            early_exit: None,
+            directory_error: false,
+            files: Vec::new(),
+        }
     }
 
     /// Counts one file and prints its line, above the progress bar, unless it was sent.
@@ -152,6 +179,9 @@ impl Tally {
             }
         }
         let line = report.line();
+        if report.disposition == Disposition::Stop && is_configuration_failure(report.status, report.reply_code) {
+            self.configuration_error = true;
+        }
         if matches!(report.disposition, Disposition::Stop | Disposition::DirectoryError) {
             self.error = Some(line.trim_start_matches("mvsmtp: ").to_owned());
         }
@@ -194,13 +224,15 @@ impl Tally {
 
         if self.json {
             let files = self.files.iter().map(FileReport::json).collect::<Vec<_>>().join(",");
+            // A run that never read the directory has no counts: null, not 0.
+            let count = |value: usize| if self.early_exit.is_some() { "null".to_owned() } else { value.to_string() };
             write_stdout(&format!(
                 "{{\"status\":{code},\"error\":{},\"sent\":{},\"partial\":{},\"failed\":{},\"left\":{},\"elapsed_seconds\":{seconds:.3},\"files\":[{files}]}}\n",
                 json_string(self.error.as_deref().unwrap_or("")),
-                self.sent,
-                self.partial,
-                self.failed,
-                self.left
+                count(self.sent),
+                count(self.partial),
+                count(self.failed),
+                count(self.left)
             ));
         }
         code
@@ -212,6 +244,8 @@ impl Tally {
             code
         } else if self.directory_error {
             EXIT_DIRECTORY_ERROR
+        } else if self.configuration_error {
+            EXIT_CONFIGURATION_ERROR
         } else if self.left > 0 {
             EXIT_RETRY
         } else if self.failed > 0 || self.partial > 0 {
@@ -246,6 +280,9 @@ mod tests {
         assert_eq!(tally_of(&[Disposition::Rejected, Disposition::Sent]).exit_status(), EXIT_REJECTED);
         assert_eq!(tally_of(&[Disposition::Rejected, Disposition::Retry]).exit_status(), EXIT_RETRY);
         assert_eq!(tally_of(&[Disposition::Retry, Disposition::DirectoryError]).exit_status(), EXIT_DIRECTORY_ERROR);
+        let mut stopped = tally_of(&[Disposition::Retry]);
+        stopped.configuration_error = true;
+        assert_eq!(stopped.exit_status(), EXIT_CONFIGURATION_ERROR);
     }
 
     #[test]
