@@ -5,13 +5,20 @@
 //! Commands are written in groups: each group is rendered into one buffer and written once,
 //! then one reply is read per command, in order. Without PIPELINING every group has one
 //! command. With PIPELINING (RFC 2920), MAIL, every RCPT and DATA form one group, and the
-//! end of data goes out with QUIT. With CHUNKING as well (RFC 3030), BDAT replaces DATA, so
+//! end of data goes out with QUIT, or on a kept session with the next message's envelope
+//! when the caller announced it. With CHUNKING as well (RFC 3030), BDAT replaces DATA, so
 //! the envelope and a message of up to 128 KB go out together and cost one wait.
+//!
+//! `connect` reaches the server (and the fallback hosts), `chunking` sends with BDAT, and
+//! `persistent` keeps a session open for several messages.
 //!
 //! After a timeout, an I/O error, a malformed reply or a 421 reply, the session is broken:
 //! it sends nothing more, not even QUIT.
 
-use std::borrow::Cow;
+mod chunking;
+mod connect;
+mod persistent;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -27,15 +34,13 @@ use crate::request::Request;
 use crate::secret::Secret;
 use crate::tls::{self, TlsMode};
 use crate::transcript::Transcript;
-use crate::transport::{self, Connection, IoFailure, ResolveFailure, TlsFailure, MAX_LINE_LENGTH};
+use crate::transport::{Connection, IoFailure, TlsFailure, MAX_LINE_LENGTH};
+
+use connect::connect_greeted;
+pub use persistent::{open, Persistent};
 
 /// Size of the pieces in which the body is encoded and written after DATA.
 const BODY_CHUNK: usize = 64 * 1024;
-
-/// Size of the pieces of the body that each BDAT chunk carries before encoding. The
-/// encoded chunk is at most twice as long, when every line ends in a bare LF. A message up
-/// to this size goes out with its envelope in one write.
-const BDAT_CHUNK: usize = 128 * 1024;
 
 /// How long to wait for a reply that explains why the server closed the connection while
 /// the body was being written.
@@ -62,219 +67,6 @@ pub fn send(request: &Request<'_>, transcript: &mut Transcript) -> Result<Delive
     let result = session.establish(&server).and_then(|capabilities| session.deliver(&server, &capabilities));
     session.close();
     result
-}
-
-/// Connects to the request's host and reads its greeting, after the TLS handshake when TLS
-/// is implicit. When the host cannot be reached or its greeting rejects the session, each
-/// fallback host is tried in turn. Returns the connection and the request aimed at the host
-/// that greeted, or the last host's error.
-fn connect_greeted<'r, 'a>(request: &'r Request<'a>, transcript: &mut Transcript) -> Result<(Connection, Cow<'r, Request<'a>>), Error> {
-    let mut outcome = greet(request, transcript).map(|connection| (connection, Cow::Borrowed(request)));
-    for fallback in &request.fallbacks {
-        let error = match outcome {
-            Err(error) if is_host_failure(&error) => error,
-            other => return other,
-        };
-        if let Error::ResolveFailed { host, detail } = &error {
-            transcript.note(&format!("Resolving {host} failed: {detail}"));
-        }
-        transcript.note(&format!("This host cannot take the session now; trying the next host, {}", fallback.host));
-        let server = request.for_fallback(fallback);
-        outcome = greet(&server, transcript).map(|connection| (connection, Cow::Owned(server)));
-    }
-    if let (Err(error), false) = (&mut outcome, request.fallbacks.is_empty()) {
-        transcript.note(&format!("All {} hosts failed; the error is the last host's", request.fallbacks.len() + 1));
-        // The error names every host, so that a caller without the transcript learns that
-        // all of them were tried.
-        if let Error::ConnectFailed { host, .. } | Error::ResolveFailed { host, .. } = error {
-            let hosts: Vec<&str> = std::iter::once(request.host.as_str()).chain(request.fallbacks.iter().map(|fallback| fallback.host.as_str())).collect();
-            *host = format!("{} (each in turn; the detail is the last one's)", hosts.join(", "));
-        }
-    }
-    outcome
-}
-
-/// Connects to the request's host and reads a 220 greeting. A rejecting greeting gets QUIT.
-fn greet(request: &Request<'_>, transcript: &mut Transcript) -> Result<Connection, Error> {
-    let addresses = resolve(request)?;
-    let connection = connect(request, &addresses, transcript)?;
-
-    let mut session = Session::new(connection, transcript, false);
-    let handshake = if request.tls == TlsMode::Implicit { session.handshake(request) } else { Ok(()) };
-    match handshake.and_then(|()| session.greeting()) {
-        Ok(()) => Ok(session.connection),
-        Err(error) => {
-            session.close();
-            Err(error)
-        }
-    }
-}
-
-/// Reports whether an error means that this host cannot take a session now, so the next
-/// host may: it could not be resolved or reached, or it rejected or broke off the session
-/// before or at its greeting. A failed TLS handshake is not such an error, because it
-/// points to a setting or an attack rather than to a host that is down.
-fn is_host_failure(error: &Error) -> bool {
-    match error {
-        Error::ResolveFailed { .. } | Error::ConnectFailed { .. } | Error::GreetingRejected { .. } => true,
-        Error::Timeout { step, .. } | Error::ConnectionLost { step, .. } | Error::ServiceClosing { step, .. } | Error::Protocol { step, .. } => {
-            matches!(step, Step::Resolve | Step::Connect | Step::Greeting)
-        }
-        _ => false,
-    }
-}
-
-/// A connection kept open for several messages, as a bulk run needs: greeted, upgraded to
-/// TLS and authenticated once. After a failed message the session sends RSET and carries on.
-pub struct Persistent {
-    connection: Option<Connection>,
-    capabilities: Capabilities,
-    broken: bool,
-    /// The host that took the session: the first one, or a fallback.
-    host: String,
-    /// The envelope of the message announced as the next one, sent with the last end of
-    /// data; the server has not been heard on it yet.
-    envelope_sent: Option<PlannedEnvelope>,
-}
-
-/// Opens a session for several messages. `request` gives the server, TLS and credentials;
-/// its envelope and body are not used.
-pub fn open(request: &Request<'_>, transcript: &mut Transcript) -> Result<Persistent, Error> {
-    let (connection, server) = connect_greeted(request, transcript)?;
-    let mut session = Session::new(connection, transcript, true);
-    match session.establish(&server) {
-        Ok(capabilities) => {
-            Ok(Persistent {
-                connection: Some(session.connection),
-                capabilities,
-                broken: session.broken,
-                host: server.host.clone(),
-                envelope_sent: None,
-            })
-        }
-        Err(error) => {
-            session.close();
-            Err(error)
-        }
-    }
-}
-
-impl Persistent {
-    /// Sends one message on the session. When the server has closed the connection since
-    /// the last message (a 421, or the end of the stream before the reply to MAIL FROM), the
-    /// session reconnects once and sends the message again; nothing of it had been accepted.
-    pub fn send(&mut self, request: &Request<'_>, transcript: &mut Transcript) -> Result<Delivery, Error> {
-        self.send_before(request, None, transcript)
-    }
-
-    /// Sends one message like [`Persistent::send`], and when the caller already knows the
-    /// message it will send next, announces that message's envelope with this one's end
-    /// of data. On a server with PIPELINING but without CHUNKING, that saves the wait for
-    /// the envelope, so each message costs one wait. The next call must send exactly
-    /// `next`; any other message closes the connection and is sent on a new one, because
-    /// the server is then waiting for the announced message's data.
-    pub fn send_before(&mut self, request: &Request<'_>, next: Option<&Request<'_>>, transcript: &mut Transcript) -> Result<Delivery, Error> {
-        if let Some(announced) = self.envelope_sent.take() {
-            if PlannedEnvelope::plan(request, &self.capabilities).ok().as_ref() != Some(&announced) {
-                // Only closing the connection ends the announced transaction without
-                // delivering anything.
-                transcript.note("This message is not the one whose envelope went out with the last message; reconnecting");
-                if let Some(mut connection) = self.connection.take() {
-                    connection.shutdown();
-                }
-                self.broken = true;
-            } else {
-                self.envelope_sent = Some(announced);
-            }
-        }
-
-        if self.broken || self.connection.is_none() {
-            transcript.note("The connection was closed; reconnecting");
-            *self = open(request, transcript)?;
-            return self.attempt(request, next, transcript);
-        }
-        match self.attempt(request, next, transcript) {
-            Err(Error::ServiceClosing { step: Step::MailFrom, .. } | Error::ConnectionLost { step: Step::MailFrom, .. }) => {
-                transcript.note("The server closed the connection before MAIL FROM; reconnecting once");
-                *self = open(request, transcript)?;
-                self.attempt(request, next, transcript)
-            }
-            result => result,
-        }
-    }
-
-    fn attempt(&mut self, request: &Request<'_>, next: Option<&Request<'_>>, transcript: &mut Transcript) -> Result<Delivery, Error> {
-        let Some(connection) = self.connection.take() else {
-            return Err(Error::Internal("the session has no connection".into()));
-        };
-        let mut session = Session::new(connection, transcript, true);
-        session.envelope_sent = self.envelope_sent.take();
-        session.next_envelope = next.and_then(|next| PlannedEnvelope::plan(next, &self.capabilities).ok());
-
-        let result = session.deliver(request, &self.capabilities).map(|delivery| Delivery { host: self.host.clone(), ..delivery });
-        if session.next_envelope_sent && !session.broken {
-            // The end of data ended this message's transaction, whatever its reply, and
-            // the next message's envelope is already with the server: no RSET.
-            self.envelope_sent = session.next_envelope.take();
-        } else if result.is_err() && !session.broken {
-            // RFC 5321, 4.1.1.5: RSET drops the failed transaction so the next one starts clean.
-            match session.command(&Command::Rset, Step::Rset) {
-                Ok(reply) if reply.is_positive() => {}
-                _ => session.broken = true,
-            }
-        }
-        self.broken = session.broken;
-        self.connection = Some(session.connection);
-        result
-    }
-
-    /// Ends the session with QUIT and closes the connection. When an announced message was
-    /// never sent, the server is waiting for its data, so the connection is closed without
-    /// QUIT, which would pass as data.
-    pub fn close(mut self, transcript: &mut Transcript) {
-        if let Some(connection) = self.connection.take() {
-            let mut session = Session::new(connection, transcript, false);
-            session.broken = self.broken || self.envelope_sent.is_some();
-            session.close();
-        }
-    }
-}
-
-fn resolve(request: &Request<'_>) -> Result<Vec<SocketAddr>, Error> {
-    transport::resolve(&request.host, request.port, request.timeout).map_err(|failure| match failure {
-        ResolveFailure::TimedOut => Error::Timeout { step: Step::Resolve, seconds: request.timeout.as_secs() },
-        ResolveFailure::Failed(detail) => Error::ResolveFailed { host: request.host.clone(), detail },
-    })
-}
-
-fn connect(request: &Request<'_>, addresses: &[SocketAddr], transcript: &mut Transcript) -> Result<Connection, Error> {
-    match Connection::connect(addresses, request.timeout) {
-        Ok(connection) => {
-            if let Some(peer) = connection.peer_address() {
-                transcript.note(&format!("Connected to {peer}"));
-            }
-            Ok(connection)
-        }
-        Err(attempts) => {
-            for attempt in &attempts {
-                transcript.note(&format!("Connecting to {} failed: {}", attempt.address, attempt.error));
-            }
-            // A reset during connect means a server accepted the connection and dropped it
-            // at once, before its greeting could be read.
-            if let Some(reset) = attempts.iter().find(|attempt| attempt.error.kind() == std::io::ErrorKind::ConnectionReset) {
-                return Err(Error::ConnectionLost { step: Step::Greeting, detail: reset.error.to_string() });
-            }
-            let all_timed_out = attempts.iter().all(|attempt| attempt.error.kind() == std::io::ErrorKind::TimedOut);
-            if all_timed_out && !attempts.is_empty() {
-                return Err(Error::Timeout { step: Step::Connect, seconds: request.timeout.as_secs() });
-            }
-            let detail = match attempts.as_slice() {
-                [only] => only.error.to_string(),
-                _ => attempts.iter().map(|attempt| format!("{}: {}", attempt.address, attempt.error)).collect::<Vec<_>>().join(", "),
-            };
-            Err(Error::ConnectFailed { host: request.host.clone(), port: request.port, detail })
-        }
-    }
 }
 
 /// Recipients accepted with their reply codes, and those refused.
@@ -646,90 +438,6 @@ impl Session<'_> {
         Ok((accepted, refused, data_reply))
     }
 
-    /// Sends the message with BDAT (RFC 3030) in place of DATA. BDAT announces each chunk's
-    /// length, so the client need not wait for a 354 before the body. MAIL FROM, every RCPT
-    /// TO and the first chunk go out in one write, so a message that fits in one chunk costs
-    /// one wait. A longer message waits for the envelope's replies before the rest of the
-    /// body follows, so a refused envelope never costs the whole body. The remaining chunks
-    /// are then written back to back and their replies read at the end.
-    fn chunked_message(&mut self, mail: Command, sender: Option<Address>, recipients: &[Address], request: &Request<'_>) -> Result<Delivery, Error> {
-        if self.connection.has_unread_input() {
-            self.broken = true;
-            return Err(Error::Protocol { step: Step::MailFrom, detail: "the server sent lines before MAIL FROM was sent".into() });
-        }
-        let mut chunks = ChunkEncoder::new(request.body);
-        let mut chunk = Vec::with_capacity(2 * BDAT_CHUNK);
-        let mut last = chunks.next_chunk(&mut chunk);
-
-        let mut buffer = Vec::with_capacity(chunk.len() + 64 * (recipients.len() + 2));
-        let mut group = Vec::with_capacity(recipients.len() + 2);
-        group.push(mail);
-        group.extend(recipients.iter().cloned().map(Command::RcptTo));
-        group.push(Command::Bdat { size: chunk.len(), last });
-        for command in &group {
-            command.render(&mut buffer);
-            self.transcript.client(&command.line());
-        }
-        buffer.extend_from_slice(&chunk);
-        self.transcript.body(chunk.len());
-        self.push_quit_after_last_chunk(last, &mut buffer);
-        // Nothing of the message counts as sent until the server replies, so a failed write
-        // here is a failure at MAIL FROM, which a session may retry on a new connection.
-        self.connection.write_all(&buffer).map_err(|failure| self.io_error(failure, Step::MailFrom))?;
-
-        let (mail_reply, (accepted, refused)) = self.read_envelope_replies(recipients)?;
-        let mut reply = self.read_reply(Step::Bdat)?;
-
-        // The server rejects BDAT when the envelope failed, so that reply adds nothing.
-        if !mail_reply.is_positive() {
-            return Err(Error::SenderRejected { sender, reply: mail_reply });
-        }
-        if accepted.is_empty() {
-            return Err(Error::RecipientsRejected(refused));
-        }
-        if !reply.is_positive() {
-            return Err(Error::MessageRejected { reply });
-        }
-
-        let mut pending = 0;
-        while !last {
-            last = chunks.next_chunk(&mut chunk);
-            buffer.clear();
-            let command = Command::Bdat { size: chunk.len(), last };
-            command.render(&mut buffer);
-            self.transcript.client(&command.line());
-            buffer.extend_from_slice(&chunk);
-            self.transcript.body(chunk.len());
-            self.push_quit_after_last_chunk(last, &mut buffer);
-            self.write_body_piece(&buffer)?;
-            pending += 1;
-        }
-
-        // Every reply is read, even after a rejected chunk, so that the next command on a
-        // kept session pairs with its own reply.
-        let mut rejection = None;
-        for _ in 0..pending {
-            reply = self.read_reply(Step::Bdat)?;
-            if !reply.is_positive() && rejection.is_none() {
-                rejection = Some(reply.clone());
-            }
-        }
-        if let Some(reply) = rejection {
-            return Err(Error::MessageRejected { reply });
-        }
-        Ok(Delivery { accepted, refused, reply, host: request.host.clone() })
-    }
-
-    /// Appends QUIT after the last chunk when the session ends with this message, as
-    /// RFC 2920 allows at the end of a group.
-    fn push_quit_after_last_chunk(&mut self, last: bool, buffer: &mut Vec<u8>) {
-        if last && !self.keep_open {
-            Command::Quit.render(buffer);
-            self.transcript.client(&Command::Quit.line());
-            self.quit_sent = true;
-        }
-    }
-
     /// Reads the replies to a pipelined MAIL FROM and to each RCPT TO, in order, and sorts
     /// the recipients into accepted and refused.
     fn read_envelope_replies(&mut self, recipients: &[Address]) -> Result<(Reply, RecipientReplies), Error> {
@@ -923,32 +631,6 @@ impl Session<'_> {
             }
         }
         self.connection.shutdown();
-    }
-}
-
-/// Encodes the body into BDAT chunks: line endings as after DATA, without dot-stuffing.
-struct ChunkEncoder<'b> {
-    encoder: DataEncoder,
-    pieces: std::iter::Peekable<std::slice::Chunks<'b, u8>>,
-}
-
-impl<'b> ChunkEncoder<'b> {
-    fn new(body: &'b [u8]) -> Self {
-        ChunkEncoder { encoder: DataEncoder::without_dot_stuffing(), pieces: body.chunks(BDAT_CHUNK).peekable() }
-    }
-
-    /// Replaces `out` with the next encoded chunk, and returns whether it is the last one.
-    /// An empty body gives one empty last chunk.
-    fn next_chunk(&mut self, out: &mut Vec<u8>) -> bool {
-        out.clear();
-        if let Some(piece) = self.pieces.next() {
-            self.encoder.encode(piece, out);
-        }
-        if self.pieces.peek().is_some() {
-            return false;
-        }
-        self.encoder.finish(out);
-        true
     }
 }
 
