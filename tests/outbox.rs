@@ -179,6 +179,35 @@ fn outbox_delivers_every_file() {
 }
 
 #[test]
+fn outbox_transcript_option() {
+    let server = postfix();
+    let outbox = Outbox::new("transcript");
+    let recipient = unique_address("outbox-transcript");
+    outbox.write("a", &message(&recipient, "", "secret body words"));
+    outbox.write("b", &message("reject@example.test", "", "rejected"));
+
+    let output = run_outbox(outbox.path(), server.port, &["--transcript"]);
+
+    assert_eq!(output.status.code(), Some(EXIT_REJECTED), "{}", describe(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("== opening the session\n"), "{stdout}");
+    assert!(stdout.contains("C: EHLO "), "{stdout}");
+    assert!(stdout.contains("== a\n"), "{stdout}");
+    assert!(stdout.contains(&format!("C: RCPT TO:<{recipient}>")), "{stdout}");
+    assert!(stdout.contains("== b\n"), "{stdout}");
+    assert!(stdout.contains("S: 550 5.1.1 <reject@example.test>"), "{stdout}");
+    assert!(!stdout.contains("secret body words"), "{stdout}");
+    server.delivered(&recipient);
+
+    // With --json, the transcript goes into the entry of each file that was not sent.
+    outbox.write("c", &message("reject@example.test", "", "rejected again"));
+    let output = run_outbox(outbox.path(), server.port, &["--transcript", "--json"]);
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let transcript = value["files"][0]["transcript"].as_str().unwrap_or_else(|| panic!("no transcript: {value}"));
+    assert!(transcript.contains("S: 550 5.1.1 <reject@example.test>"), "{value}");
+}
+
+#[test]
 fn outbox_from_overrides_headers() {
     let server = postfix();
     let outbox = Outbox::new("from");

@@ -23,6 +23,7 @@ use mvsmtp::request::{RawRequest, Request};
 use mvsmtp::session::{self, Delivery, Persistent};
 use mvsmtp::transcript::Transcript;
 
+use crate::report::write_stdout;
 use crate::sendmail::{self, Envelope, EnvelopeRules};
 use crate::settings::{borrow_entries, ServerArgs};
 
@@ -122,6 +123,12 @@ pub struct OutboxArgs {
     /// each message that was not sent to every recipient.
     #[arg(long)]
     json: bool,
+
+    /// Print the SMTP conversation on standard output: the session's opening, then each
+    /// message's, after a line "== NAME". With --json, each entry of files gets its
+    /// transcript instead.
+    #[arg(long)]
+    transcript: bool,
 }
 
 /// Runs the mode and returns the exit status.
@@ -182,7 +189,11 @@ pub fn run(args: &OutboxArgs) -> u8 {
         rules,
         persistent: &mut persistent,
         consecutive_connection_failures: 0,
+        keep_transcripts: args.transcript,
     };
+    if args.transcript && !args.json {
+        write_stdout(&format!("== opening the session\n{}", transcript.as_str()));
+    }
 
     // Each file is read before the one ahead of it is sent, so that its envelope can go out
     // with that message's end of data.
@@ -196,6 +207,9 @@ pub fn run(args: &OutboxArgs) -> u8 {
         upcoming = names.get(index + 2).map(|name| sender.load(name));
         bar.inc(1);
         let Some(report) = report else { continue };
+        if let (Some(text), false) = (&report.transcript, args.json) {
+            bar.suspend(|| write_stdout(&format!("== {}\n{text}", name.to_string_lossy())));
+        }
 
         let ends_run = matches!(report.disposition, Disposition::Stop | Disposition::DirectoryError);
         tally.record(report, &bar);
@@ -270,6 +284,8 @@ struct Sender<'a> {
     rules: EnvelopeRules,
     persistent: &'a mut Persistent,
     consecutive_connection_failures: usize,
+    /// Whether each message's transcript goes into its report (--transcript).
+    keep_transcripts: bool,
 }
 
 impl Sender<'_> {
@@ -333,6 +349,7 @@ impl Sender<'_> {
             reply_code: diagnostics::last_reply_code(),
             error: diagnostics::last_error(),
             moved_to: None,
+            transcript: self.keep_transcripts.then(diagnostics::last_transcript),
         };
         self.count_connection_failures(&outcome, &mut report);
 

@@ -44,12 +44,14 @@ pub struct FileReport {
     pub error: String,
     /// The new path of the file, relative to the outbox, such as `failed/0001.eml`.
     pub moved_to: Option<PathBuf>,
+    /// The SMTP conversation of the message, kept with --transcript.
+    pub transcript: Option<String>,
 }
 
 impl FileReport {
     /// Describes a problem that the tool found without asking the server.
     pub fn local(name: &std::ffi::OsStr, disposition: Disposition, status: Option<i32>, error: String) -> FileReport {
-        FileReport { name: name.to_os_string(), disposition, status, reply_code: 0, error, moved_to: None }
+        FileReport { name: name.to_os_string(), disposition, status, reply_code: 0, error, moved_to: None, transcript: None }
     }
 
     fn status_name(&self) -> Option<String> {
@@ -87,8 +89,9 @@ impl FileReport {
             Disposition::Unreadable | Disposition::DirectoryError => "error",
         };
         let optional = |value: Option<String>| value.map_or("null".to_owned(), |text| json_string(&text));
+        let transcript = self.transcript.as_ref().map(|text| format!(",\"transcript\":{}", json_string(text))).unwrap_or_default();
         format!(
-            "{{\"name\":{},\"result\":\"{result}\",\"moved_to\":{},\"status\":{},\"status_name\":{},\"reply_code\":{},\"error\":{}}}",
+            "{{\"name\":{},\"result\":\"{result}\",\"moved_to\":{},\"status\":{},\"status_name\":{},\"reply_code\":{},\"error\":{}{transcript}}}",
             json_string(&self.name.to_string_lossy()),
             optional(self.moved_to.as_ref().map(|path| path.display().to_string())),
             self.status.map_or("null".to_owned(), |code| code.to_string()),
