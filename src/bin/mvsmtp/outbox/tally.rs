@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::ProgressBar;
+use indicatif::{HumanCount, ProgressBar};
 
 use mvsmtp::error::Refusal;
 use mvsmtp::ffi::status;
@@ -221,8 +221,15 @@ impl Tally {
             // The directory was never read, so there is nothing to count.
             eprintln!("mvsmtp outbox: nothing sent; the files in the outbox, if any, were not touched.");
         } else {
-            let partial = if self.partial > 0 { format!(" ({} partly rejected)", self.partial) } else { String::new() };
-            eprintln!("mvsmtp outbox: {} sent{partial}, {} failed, {} left for retry, in {seconds:.1} s.", self.sent, self.failed, self.left);
+            // HumanCount writes thousands separators: "1,998 sent".
+            let count = |value: usize| HumanCount(value as u64);
+            let partial = if self.partial > 0 { format!(" ({} partly rejected)", count(self.partial)) } else { String::new() };
+            eprintln!(
+                "mvsmtp outbox: {} sent{partial}, {} failed, {} left for retry, in {seconds:.1} s.",
+                count(self.sent),
+                count(self.failed),
+                count(self.left)
+            );
         }
 
         if self.json {
