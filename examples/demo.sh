@@ -32,7 +32,7 @@ recipient="demo-$(date +%s)-$$@example.test"
 echo
 echo "==> Sending a message to $recipient through the library"
 set +e
-printf 'From: Accounts <accounts@example.test>\nTo: <%s>\nSubject: Statement for December\n\nDear customer,\n\nyour December statement is ready.\n.\nThis line above is a lone dot; the library dot-stuffs it.\n' "$recipient" \
+printf 'From: Accounts <accounts@example.test>\nTo: <%s>\nSubject: Statement for December\n\nDear customer,\n\nyour December statement is ready.\n.\nThis line above is a lone dot; it cannot end the message early.\n' "$recipient" \
     | "$build_dir/send" 127.0.0.1 2525 accounts@example.test "$recipient"
 status=$?
 set -e

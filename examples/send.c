@@ -5,7 +5,7 @@
  *
  * The message on standard input is the text that goes after DATA: headers,
  * a blank line, then the text. Any line endings are fine because the library
- * converts them to CRLF and does the dot-stuffing.
+ * converts them to CRLF, and a line with a lone dot cannot end the message early.
  *
  * Build (from the repository root, after `cargo build --release`):
  *   cc -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude examples/send.c \
