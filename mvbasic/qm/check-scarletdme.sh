@@ -153,7 +153,63 @@ cat > "$ACCOUNT/BP/MVSMTP.CHECK.SENDMAIL" <<'BASIC'
    END
 BASIC
 
-for item in MVSMTP.CLI.SEND MVSMTP.SEND MVSMTP.SEND.RAW MVSMTP.SHELL MVSMTP.WRITE.FILE MVSMTP.TEST MVSMTP.CHECK MVSMTP.CHECK.SENDMAIL; do
+# The outbox check writes its messages with MVSMTP.OUTBOX.WRITE and sends them with
+# MVSMTP.OUTBOX.RUN.
+cat > "$ACCOUNT/BP/MVSMTP.CHECK.OUTBOX" <<'BASIC'
+$INCLUDE MVSMTP.H
+      TAG = ENV("CHECK_TAG")
+      OUTBOX = ENV("CHECK_OUTBOX")
+*
+* 20 messages, of which 2 go to a recipient that the test server rejects.
+      FOR MESSAGE.NUMBER = 1 TO 20
+         NAME = "msg-":FMT(MESSAGE.NUMBER, "R%3")
+         IF MESSAGE.NUMBER = 5 OR MESSAGE.NUMBER = 15 THEN
+            TO = "reject@example.test"
+         END ELSE
+            TO = "ob":MESSAGE.NUMBER:"-":TAG:"@example.test"
+         END
+         SUBJECT = "Outbox ":TAG:" message ":MESSAGE.NUMBER
+         BODY = "Line 1 of message ":MESSAGE.NUMBER:SMTP.AM:".leading dot":SMTP.AM:"last line"
+         CALL MVSMTP.OUTBOX.WRITE(OUTBOX, NAME, "Billing <billing@example.test>", TO, SUBJECT, BODY, STATUS, ERRTEXT)
+         IF STATUS THEN CRT "WRITE ":NAME:" STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      NEXT MESSAGE.NUMBER
+*
+* A UTF-8 subject long enough for three encoded words, and a UTF-8 body.
+      SUBJECT = "Rechnung März ":TAG:" für Zoë Ångström, €42 ":STR("ä", 20)
+      BODY = "Grüße aus Köln":SMTP.AM:"€ and ✓"
+      CALL MVSMTP.OUTBOX.WRITE(OUTBOX, "msg-utf8", "billing@example.test", "ob-utf8-":TAG:"@example.test":SMTP.VM:"ob-utf8b-":TAG:"@example.test", SUBJECT, BODY, STATUS, ERRTEXT)
+      CRT "CASE UTF8 STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+*
+* Rejected arguments: nothing may be left in the outbox for them.
+      CALL MVSMTP.OUTBOX.WRITE(OUTBOX, "bad name;rm", "b@example.test", "x@example.test", "s", "t", STATUS, ERRTEXT)
+      CRT "CASE NAME STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      CALL MVSMTP.OUTBOX.WRITE(OUTBOX, "x.tmp", "b@example.test", "x@example.test", "s", "t", STATUS, ERRTEXT)
+      CRT "CASE TMPNAME STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      CALL MVSMTP.OUTBOX.WRITE(OUTBOX, "msg-001", "b@example.test", "x@example.test", "s", "t", STATUS, ERRTEXT)
+      CRT "CASE EXISTS STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      CALL MVSMTP.OUTBOX.WRITE(OUTBOX, "bad-body", "b@example.test", "x@example.test", "s", "Caf":CHAR(233), STATUS, ERRTEXT)
+      CRT "CASE LATIN1 STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      CALL MVSMTP.OUTBOX.WRITE(OUTBOX, "bad-subject", "b@example.test", "x@example.test", "a":CHAR(10):"Bcc: x@example.test", "t", STATUS, ERRTEXT)
+      CRT "CASE SUBJECTLF STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      CALL MVSMTP.OUTBOX.WRITE(OUTBOX, "bad-to", "b@example.test", "x@example.test":CHAR(10):"Bcc: y@example.test", "s", "t", STATUS, ERRTEXT)
+      CRT "CASE TOLF STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      CALL MVSMTP.OUTBOX.WRITE(OUTBOX, "bad-from", "nobody", "x@example.test", "s", "t", STATUS, ERRTEXT)
+      CRT "CASE FROM STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      CALL MVSMTP.OUTBOX.WRITE(OUTBOX:"/missing", "m", "b@example.test", "x@example.test", "s", "t", STATUS, ERRTEXT)
+      CRT "CASE NODIR STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+*
+      CALL MVSMTP.OUTBOX.RUN("host=127.0.0.1":SMTP.AM:"port=2525", OUTBOX, STATUS, ERRTEXT)
+      CRT "CASE RUN STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      CALL MVSMTP.OUTBOX.RUN("host=127.0.0.1":SMTP.AM:"port=2525", OUTBOX, STATUS, ERRTEXT)
+      CRT "CASE RERUN STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      CALL MVSMTP.OUTBOX.RUN("host=127.0.0.1":SMTP.AM:"port=2525", OUTBOX:"/missing", STATUS, ERRTEXT)
+      CRT "CASE RUNNODIR STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+      CALL MVSMTP.OUTBOX.RUN("host=127.0.0.1":SMTP.AM:"port=2525":SMTP.AM:"password=x", OUTBOX, STATUS, ERRTEXT)
+      CRT "CASE RUNPASSWORD STATUS ":STATUS:" ERRTEXT ":ERRTEXT
+   END
+BASIC
+
+for item in MVSMTP.CLI.SEND MVSMTP.SEND MVSMTP.SEND.RAW MVSMTP.SHELL MVSMTP.WRITE.FILE MVSMTP.TEST MVSMTP.CHECK MVSMTP.CHECK.SENDMAIL MVSMTP.OUTBOX.WRITE MVSMTP.OUTBOX.RUN MVSMTP.CHECK.OUTBOX; do
     if run_qm "BASIC BP $item" | grep -q "Compiled 1 program(s) with no errors"; then
         pass "BASIC BP $item compiles"
     else
@@ -161,7 +217,7 @@ for item in MVSMTP.CLI.SEND MVSMTP.SEND MVSMTP.SEND.RAW MVSMTP.SHELL MVSMTP.WRIT
         run_qm "BASIC BP $item" | tail -n 5
     fi
 done
-for item in MVSMTP.CLI.SEND MVSMTP.SEND MVSMTP.SEND.RAW MVSMTP.SHELL MVSMTP.WRITE.FILE; do
+for item in MVSMTP.CLI.SEND MVSMTP.SEND MVSMTP.SEND.RAW MVSMTP.SHELL MVSMTP.WRITE.FILE MVSMTP.OUTBOX.WRITE MVSMTP.OUTBOX.RUN; do
     run_qm "CATALOG BP $item LOCAL" > /dev/null
 done
 
@@ -262,6 +318,54 @@ if message=$(delivered "sm-$TAG@example.test"); then
     fi
 else
     fail "SENDMAIL: no message delivered"
+fi
+
+echo "== An outbox written by MVSMTP.OUTBOX.WRITE and sent by MVSMTP.OUTBOX.RUN"
+mkdir -p "$WORK/outbox"
+CHECK_TAG=$TAG CHECK_OUTBOX="$WORK/outbox" MVSMTP_TOOL="$TOOL" \
+    run_qm "RUN BP MVSMTP.CHECK.OUTBOX" > "$WORK/output" 2>&1 || true
+cat "$WORK/output"
+if grep -a -q "^WRITE " "$WORK/output"; then fail "outbox: a message could not be written"; else pass "outbox: 20 messages written"; fi
+expect_result UTF8 0 ""
+expect_result NAME 2 "use only letters, digits"
+expect_result TMPNAME 2 "ends in .tmp"
+expect_result EXISTS 2 "already exists"
+expect_result LATIN1 2 "not UTF-8"
+expect_result SUBJECTLF 2 "Invalid SUBJECT"
+expect_result TOLF 2 "Invalid TO value 1"
+expect_result FROM 2 "Invalid FROM"
+expect_result NODIR 74 "was not found"
+expect_result RUN 65 "sent 19 message(s) (0 of them to only some recipients), moved 2 to failed/ and left 0"
+expect_result RERUN 0 ""
+expect_result RUNNODIR 2 "No such file or directory"
+expect_result RUNPASSWORD 2 "profile"
+if [[ ! -e "$WORK/outbox/missing" ]]; then pass "outbox: no directory created for a missing one"; else fail "outbox: $WORK/outbox/missing was created"; fi
+left=$(find "$WORK/outbox" -maxdepth 1 -type f ! -name '.*' | wc -l)
+sent=$(find "$WORK/outbox/sent" -type f | wc -l)
+failed=$(ls "$WORK/outbox/failed")
+if [[ "$left" -eq 0 ]]; then pass "outbox: no file left"; else fail "outbox: $left file(s) left"; fi
+if [[ "$sent" -eq 19 ]]; then pass "outbox: 19 files in sent/"; else fail "outbox: $sent files in sent/"; fi
+if [[ "$failed" == $'msg-005\nmsg-005.reason\nmsg-015\nmsg-015.reason' ]]; then pass "outbox: the 2 rejected in failed/"; else fail "outbox: failed/ holds $failed"; fi
+for _ in $(seq 50); do
+    count=$(grep -l -a -F "Subject: Outbox $TAG message " "$MAILDIR"/* 2>/dev/null | wc -l)
+    [[ "$count" -ge 18 ]] && break
+    sleep 0.2
+done
+if [[ "$count" -eq 18 ]]; then pass "outbox: 18 messages delivered"; else fail "outbox: $count messages delivered, expected 18"; fi
+if message=$(delivered "ob-utf8-$TAG@example.test"); then
+    text=$(python3 -c 'import email, email.policy, sys
+m = email.message_from_bytes(sys.stdin.buffer.read(), policy=email.policy.default)
+print(m["Subject"], "|", m["Message-ID"], "|", m.get_content().strip())' <<< "$message")
+    expected="Rechnung März $TAG für Zoë Ångström, €42 $(printf 'ä%.0s' $(seq 20)) | <msg-utf8."
+    if [[ "$text" == "$expected"*"@example.test> | Grüße aus Köln"$'\n'"€ and ✓" ]]; then pass "outbox: UTF-8 subject and body decoded"; else fail "outbox: got $text"; fi
+    subject_lines=$(awk '/^$/ { exit } /^[^ \t]/ { inside = /^Subject:/ } inside' <<< "$message")
+    if [[ $(wc -l <<< "$subject_lines") -gt 1 && -z $(awk 'length($0) > 76' <<< "$subject_lines") ]]; then
+        pass "outbox: UTF-8 subject folded into encoded words of at most 75 characters"
+    else
+        fail "outbox: subject lines: $subject_lines"
+    fi
+else
+    fail "outbox: UTF-8 message not delivered"
 fi
 
 echo "== General syntax of the other platforms' BASIC"
