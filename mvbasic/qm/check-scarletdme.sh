@@ -383,6 +383,7 @@ for source in "$REPOSITORY"/mvbasic/{universe,unidata,jbase,d3,u2python,iris}/MV
         -e 's/%smtp_[a-z_]+\(.*\)$/0/' \
         -e 's/CALLC smtp_last_error_text\(\)/""/' -e 's/CALLC smtp_[a-z_]+\([^)]*\)/0/' \
         -e '/^ *DEFCE /d' -e 's/smtp_send_(message|with)\([^)]*\)/0/' \
+        -e 's/smtp_(open|close|session_send|session_send_message)\([^)]*\)/0/' \
         -e 's/mvsmtp_jbase_error_length\(\)/0/' -e 's/mvsmtp_jbase_error_byte\([^)]*\)/65/' \
         -e 's/BYTELEN\(CHAR\(200\)\)/1/' -e 's/LATIN1\(ERRTEXT\)/ERRTEXT/' \
         -e 's/PyCallFunction\(.*\)$/"0 "/' -e 's/@PYEXCEPTION(TYPE|MSG)/""/g' \
