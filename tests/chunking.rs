@@ -342,7 +342,7 @@ fn closing_reply_to_chunk() {
 
 #[test]
 fn closed_idle_session_reconnects() {
-    // The first connection takes one message, then answers the next MAIL FROM with 421 and
+    // The first connection takes one message, then replies 421 to the next MAIL FROM and
     // closes. The session reconnects and sends the second message on a new connection.
     let message = || [expect("MAIL FROM:"), expect("RCPT TO:"), Action::ReadChunk, reply("250 ok\r\n250 ok\r\n250 queued\r\n")];
     let mut first = opening();

@@ -19,8 +19,8 @@ pub struct Persistent {
     broken: bool,
     /// The host that took the session: the first one, or a fallback.
     host: String,
-    /// The envelope of the message announced as the next one, sent with the last end of
-    /// data; the server has not been heard on it yet.
+    /// The envelope of the message announced as the next one. It went out with the last end
+    /// of data, and its replies have not been read yet.
     envelope_sent: Option<PlannedEnvelope>,
 }
 
@@ -58,7 +58,7 @@ impl Persistent {
     /// message it will send next, announces that message's envelope with this one's end
     /// of data. On a server with PIPELINING but without CHUNKING, that saves the wait for
     /// the envelope, so each message costs one wait. The next call must send exactly
-    /// `next`; any other message closes the connection and is sent on a new one, because
+    /// `next`. Any other message closes the connection and is sent on a new one, because
     /// the server is then waiting for the announced message's data.
     pub fn send_before(&mut self, request: &Request<'_>, next: Option<&Request<'_>>, transcript: &mut Transcript) -> Result<Delivery, Error> {
         if let Some(announced) = self.envelope_sent.take() {

@@ -2,9 +2,9 @@
 //! session, and moves each file once the server has replied to it.
 //!
 //! Only one message's data is in flight at a time, and a file is moved only after the
-//! server's reply to it. (The next message's envelope goes out with the end of data to save
-//! a wait, but an envelope without data delivers nothing.) So a crash or a kill at any
-//! point loses no message, and sends again at most the one in flight. That one cannot be helped: RFC 1047 describes the gap between the end
+//! server's reply to it. The next message's envelope goes out with the end of data to save
+//! a wait, but an envelope without data delivers nothing. So a crash or a kill at any point
+//! loses no message, and sends again at most the one in flight. That one cannot be helped: RFC 1047 describes the gap between the end
 //! of the data and the server's reply, in which a broken connection leaves the client
 //! unsure whether the server took the message.
 

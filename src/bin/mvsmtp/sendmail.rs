@@ -394,7 +394,8 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("Date: "), "{text}");
         assert!(lines[0].ends_with(" +0000"), "{text}");
-        assert!(lines[1].starts_with("Message-ID: <") && lines[1].ends_with("@example.test>"), "{text}");
+        assert!(lines[1].starts_with("Message-ID: <"), "{text}");
+        assert!(lines[1].ends_with("@example.test>"), "{text}");
         assert_eq!(&lines[2..], ["From: jo@example.test", "To: a@example.test", "", "text"]);
 
         let complete = b"Date: Fri, 4 Dec 2026 10:00:00 +0100\nMessage-ID: <x@example.test>\nFrom: jo@example.test\nTo: a@example.test\n\ntext\n";
