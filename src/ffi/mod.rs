@@ -26,6 +26,29 @@ unsafe fn bytes_of<'a>(pointer: *const c_char) -> Option<&'a [u8]> {
     }
 }
 
+/// Reads the arguments of a composed message.
+///
+/// # Safety
+/// Each pointer must be NULL or point to a NUL-terminated string that stays valid for `'a`.
+unsafe fn message_arguments<'a>(
+    from: *const c_char,
+    to: *const c_char,
+    subject: *const c_char,
+    body: *const c_char,
+    attachments: *const c_char,
+) -> calls::MessageArguments<'a> {
+    // SAFETY: the caller guarantees each pointer is NULL or a valid C string.
+    unsafe {
+        calls::MessageArguments {
+            from: bytes_of(from),
+            to: bytes_of(to),
+            subject: bytes_of(subject),
+            body: bytes_of(body),
+            attachments: bytes_of(attachments),
+        }
+    }
+}
+
 /// Sends one message and waits for the result.
 ///
 /// - `host`: the mail server's host name or IP address (IPv6 included, with or without
@@ -128,18 +151,7 @@ pub unsafe extern "C" fn smtp_send_message(
 ) -> c_int {
     guard::status_call(|| {
         // SAFETY: the caller guarantees each pointer is NULL or a valid C string.
-        let (options, arguments) = unsafe {
-            (
-                bytes_of(options),
-                calls::MessageArguments {
-                    from: bytes_of(from),
-                    to: bytes_of(to),
-                    subject: bytes_of(subject),
-                    body: bytes_of(body),
-                    attachments: bytes_of(attachments),
-                },
-            )
-        };
+        let (options, arguments) = unsafe { (bytes_of(options), message_arguments(from, to, subject, body, attachments)) };
         calls::send_message(options, arguments)
     })
 }
@@ -209,18 +221,7 @@ pub unsafe extern "C" fn smtp_session_send_message(
 ) -> c_int {
     guard::status_call(|| {
         // SAFETY: the caller guarantees each pointer is NULL or a valid C string.
-        let (options, arguments) = unsafe {
-            (
-                bytes_of(options),
-                calls::MessageArguments {
-                    from: bytes_of(from),
-                    to: bytes_of(to),
-                    subject: bytes_of(subject),
-                    body: bytes_of(body),
-                    attachments: bytes_of(attachments),
-                },
-            )
-        };
+        let (options, arguments) = unsafe { (bytes_of(options), message_arguments(from, to, subject, body, attachments)) };
         sessions::send_message(session, options, arguments)
     })
 }

@@ -79,18 +79,29 @@ pub fn open(list: Option<&[u8]>) -> c_int {
 
 /// Sends one ready-made message on a session.
 pub fn send(id: c_int, raw: RawRequest<'_>) -> c_int {
+    with_entry(id, |entry| {
+        let options = entry.options.clone();
+        match Request::validate_for_session(raw, &options, &entry.template) {
+            Ok(request) => deliver_on(entry, id, &request, &options),
+            Err(error) => finish_without_send(Err(error)),
+        }
+    })
+}
+
+/// Runs `call` on a session's entry while holding its lock, so calls on one session run one
+/// after the other. An unknown id gives `SMTP_INVALID_ARGUMENT`.
+fn with_entry(id: c_int, call: impl FnOnce(&mut Entry) -> c_int) -> c_int {
     let Some(entry) = table().get(&id).cloned() else { return unknown(id) };
     let mut entry = entry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let options = entry.options.clone();
-    let request = match Request::validate_for_session(raw, &options, &entry.template) {
-        Ok(request) => request,
-        Err(error) => return finish_without_send(Err(error)),
-    };
-    let Some(persistent) = entry.session.as_mut() else { return unknown(id) };
+    call(&mut entry)
+}
 
+/// Sends a validated message on the session's connection and records the thread's result.
+fn deliver_on(entry: &mut Entry, id: c_int, request: &Request<'_>, options: &Options) -> c_int {
+    let Some(persistent) = entry.session.as_mut() else { return unknown(id) };
     let mut transcript = Transcript::new();
-    let outcome = persistent.send(&request, &mut transcript);
-    finish_delivery(&request, &options, &outcome, transcript)
+    let outcome = persistent.send(request, &mut transcript);
+    finish_delivery(request, options, &outcome, transcript)
 }
 
 /// The options that `smtp_session_send_message` may set for one message. The others shape
@@ -100,22 +111,18 @@ const MESSAGE_OPTIONS: &[&str] = &["cc", "bcc", "reply_to", "charset", "html_fil
 /// Composes a message and sends it on a session, with per-message options on top of the
 /// session's own.
 pub fn send_message(id: c_int, list: Option<&[u8]>, arguments: MessageArguments<'_>) -> c_int {
-    let Some(entry) = table().get(&id).cloned() else { return unknown(id) };
-    let mut entry = entry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let options = match message_options(&entry.options, list) {
-        Ok(options) => options,
-        Err(error) => return finish_without_send(Err(error)),
-    };
-    let (sender, recipients, message) = match compose::compose_message(&options, arguments) {
-        Ok(parts) => parts,
-        Err(error) => return finish_without_send(Err(error)),
-    };
-    let request = entry.template.with_message(Some(sender), recipients, &message);
-    let Some(persistent) = entry.session.as_mut() else { return unknown(id) };
-
-    let mut transcript = Transcript::new();
-    let outcome = persistent.send(&request, &mut transcript);
-    finish_delivery(&request, &options, &outcome, transcript)
+    with_entry(id, |entry| {
+        let options = match message_options(&entry.options, list) {
+            Ok(options) => options,
+            Err(error) => return finish_without_send(Err(error)),
+        };
+        let (sender, recipients, message) = match compose::compose_message(&options, arguments) {
+            Ok(parts) => parts,
+            Err(error) => return finish_without_send(Err(error)),
+        };
+        let request = entry.template.with_message(Some(sender), recipients, &message);
+        deliver_on(entry, id, &request, &options)
+    })
 }
 
 /// Applies a message's options list to a copy of the session's options.
