@@ -162,15 +162,16 @@ impl Session<'_> {
 
     /// Sends one message on an established session.
     fn deliver(&mut self, request: &Request<'_>, capabilities: &Capabilities) -> Result<Delivery, Error> {
-        let PlannedEnvelope { mail, sender, recipients } = PlannedEnvelope::plan(request, capabilities)?;
-
         self.pipelining = request.pipelining && capabilities.has("PIPELINING");
-        if self.envelope_sent.take().is_some() {
-            // The caller checked that this message's envelope is the one that went out.
+        if let Some(PlannedEnvelope { sender, recipients, .. }) = self.envelope_sent.take() {
+            // The caller checked that this envelope is the one this request plans, so it is
+            // not planned again.
             self.transcript.note("MAIL FROM, RCPT TO and DATA went out with the previous message's end of data");
             let (accepted, refused, reply) = self.read_pipelined_envelope(sender, &recipients)?;
             return self.finish_data(accepted, refused, reply, request);
         }
+
+        let PlannedEnvelope { mail, sender, recipients } = PlannedEnvelope::plan(request, capabilities)?;
         if self.pipelining && request.chunking && capabilities.has("CHUNKING") {
             return self.chunked_message(mail, sender, &recipients, request);
         }
