@@ -49,7 +49,8 @@ pub fn open(request: &Request<'_>, transcript: &mut Transcript) -> Result<Persis
 impl Persistent {
     /// Sends one message on the session. When the server has closed the connection since
     /// the last message (a 421, or the end of the stream before the reply to MAIL FROM), the
-    /// session reconnects once and sends the message again; nothing of it had been accepted.
+    /// session reconnects once and sends the message again, because nothing of it had been
+    /// accepted.
     pub fn send(&mut self, request: &Request<'_>, transcript: &mut Transcript) -> Result<Delivery, Error> {
         self.send_before(request, None, transcript)
     }
